@@ -1,0 +1,13 @@
+"""bagoftricks: tricks that make neural nets train faster and correctly."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .accumulate import LossAccumulator
+from .bias import bias_for, init_bias_, initial_loss
+
+try:
+    __version__ = version("bagoftricks")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["LossAccumulator", "bias_for", "init_bias_", "initial_loss", "__version__"]

@@ -1,0 +1,69 @@
+"""Bundled datasets: deterministic imbalanced versions of scikit-learn's sets.
+
+Nothing is downloaded; scikit-learn ships these files (install the ``demo`` extra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, integer labels and a description of one bundled dataset."""
+
+    name: str
+    X: np.ndarray  # (n, p) float32
+    y: np.ndarray  # (n,) int64
+    num_classes: int
+    description: str
+
+
+def zipf_counts(counts: np.ndarray, exponent: float = 1.0) -> np.ndarray:
+    """Per-class sizes ``n_k = floor(n_min / (k + 1) ** exponent)`` (at least 2 each)."""
+    base = counts.min()
+    ranks = np.arange(1, len(counts) + 1, dtype=np.float64)
+    return np.maximum(2, np.floor(base / ranks**exponent)).astype(np.int64)
+
+
+def subsample_classes(y: np.ndarray, sizes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Sorted indices keeping ``sizes[k]`` samples of class ``k``, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(np.flatnonzero(y == k), size=int(s), replace=False)
+            for k, s in enumerate(sizes)]
+    return np.sort(np.concatenate(keep))
+
+
+def digits_zipf(seed: int = 0) -> Dataset:
+    """scikit-learn digits (8x8 images, 10 classes) with Zipf-subsampled classes (10:1)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    idx = subsample_classes(y, zipf_counts(np.bincount(y)), seed)
+    return Dataset("digits-zipf", X[idx].astype(np.float32), y[idx].astype(np.int64), 10,
+                   "scikit-learn digits, class k kept at 1/(k+1) of the smallest class")
+
+
+def breast_cancer_rare(positive_fraction: float = 0.01, seed: int = 0) -> Dataset:
+    """scikit-learn breast cancer (30 raw features) with malignant (label 1) made rare."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, target = load_breast_cancer(return_X_y=True)
+    y = (target == 0).astype(np.int64)  # malignant is 0 in scikit-learn: make it positive
+    n_neg = int((y == 0).sum())
+    n_pos = max(2, round(positive_fraction * n_neg / (1 - positive_fraction)))
+    idx = subsample_classes(y, np.array([n_neg, n_pos]), seed)
+    return Dataset("breast-cancer-rare", X[idx].astype(np.float32), y[idx], 2,
+                   f"scikit-learn breast cancer, malignant kept at {n_pos} of {n_neg + n_pos}")
+
+
+DATASETS = {"digits-zipf": digits_zipf, "breast-cancer-rare": breast_cancer_rare}
+
+
+def load(name: str, seed: int = 0) -> Dataset:
+    """Load a bundled dataset by name (see ``DATASETS``)."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset: unknown {name!r}; choose from {sorted(DATASETS)}")
+    return DATASETS[name](seed=seed)

@@ -1,0 +1,37 @@
+"""The few ``torch.distributed`` helpers every trick shares.
+
+On a single process (no initialized process group) each helper is a no-op, so a
+trick calls them unconditionally and stays the same code on one or many ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """True when a process group is initialized with more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """Number of ranks (1 without an initialized process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 without an initialized process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over all ranks in one collective; returns a new tensor.
+
+    Pack several sums (for example a loss sum and a sample count) into one tensor so a
+    read costs a single all-reduce.
+    """
+    out = tensor.clone()
+    if is_distributed():
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
