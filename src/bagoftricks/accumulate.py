@@ -113,7 +113,8 @@ class LossAccumulator:
         total, count, n_bad = reduced
         first_bad = int(local[3].item())
         if n_bad > 0 and self.nan_policy == "raise":
-            where = f"first at step {first_bad} of this rank" if first_bad >= 0 else "on another rank"
+            where = (f"first at step {first_bad} of this rank" if first_bad >= 0
+                     else "on another rank")
             raise FloatingPointError(
                 f"LossAccumulator: {int(n_bad)} non-finite batch loss(es) after {self.steps} "
                 f"steps ({where}); use nan_policy='skip' to leave them out")

@@ -38,4 +38,6 @@ def demo(steps: int = typer.Option(100, help="Training steps per run."),
         table.add_row(r.dataset, r.kind, *(f"{v:.4f}" for v in (
             r.best_label_only, r.step0_zero_bias, r.step0_init_bias, r.final_zero_bias,
             r.final_init_bias)))
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 110)
+    console.print(table)

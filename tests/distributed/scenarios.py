@@ -1,0 +1,37 @@
+"""Scenarios run by ``harness.run`` on each rank; the last stdout line is the JSON result."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def loss_accumulator(rank: int, world: int, losses: list, sizes: list) -> float:
+    """Each rank updates with its shard of the batches; every rank reads the global mean."""
+    from bagoftricks import LossAccumulator
+
+    acc = LossAccumulator()
+    for loss, n in list(zip(losses, sizes, strict=True))[rank::world]:
+        acc.update(torch.tensor(loss, dtype=torch.float32), n)
+    return acc.compute()
+
+
+def main() -> None:
+    name, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
+    try:
+        result = globals()[name](rank, world, **kwargs)
+    finally:
+        dist.destroy_process_group()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bagoftricks import LossAccumulator
+from distributed import harness
+
+batches = st.lists(st.tuples(st.floats(-1e3, 1e3, allow_nan=False, width=32),
+                             st.integers(1, 512)), min_size=1, max_size=40)
+
+
+@given(batches)
+def test_weighted_mean_matches_numpy_float64(pairs):
+    acc = LossAccumulator()
+    for loss, n in pairs:
+        acc.update(torch.tensor(loss, dtype=torch.float32), n)
+    losses, sizes = np.array([p[0] for p in pairs], np.float32), np.array([p[1] for p in pairs])
+    expected = np.average(losses.astype(np.float64), weights=sizes)
+    assert acc.compute() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@given(st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=100))
+def test_per_sample_losses_average_like_their_mean(values):
+    acc = LossAccumulator()
+    acc.update(torch.tensor(values, dtype=torch.float64))
+    assert acc.compute() == pytest.approx(math.fsum(values) / len(values), abs=1e-12)
+
+
+def test_tensor_batch_size_and_default_of_one():
+    acc = LossAccumulator()
+    acc.update(torch.tensor(2.0), torch.tensor(3))
+    acc.update(torch.tensor(6.0))
+    assert acc.compute() == pytest.approx((2 * 3 + 6) / 4)
+
+
+def test_update_never_synchronizes(monkeypatch):
+    calls = []
+
+    def spy(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(self, *args, **kwargs):
+            calls.append(name)
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__", "numpy", "cpu",
+                 "__index__"):
+        spy(name)
+    acc = LossAccumulator()
+    losses = [torch.tensor(0.5, requires_grad=True) * 2 for _ in range(5)]
+    for i, loss in enumerate(losses):
+        acc.update(loss, n=8 + i)
+    acc.update(torch.tensor([1.0, float("nan")]))
+    acc.update(torch.tensor(1.0), torch.tensor(4))
+    assert calls == []
+    acc_skip = LossAccumulator(nan_policy="skip")
+    acc_skip.update(torch.tensor(1.0), 2)
+    acc_skip.compute()
+    assert calls, "the spy must see the one sync that compute() does"
+
+
+def test_nan_raises_naming_the_step():
+    acc = LossAccumulator()
+    acc.update(torch.tensor(1.0), 4)
+    acc.update(torch.tensor(2.0), 4)
+    acc.update(torch.tensor(float("nan")), 4)
+    acc.update(torch.tensor(float("inf")), 4)
+    with pytest.raises(FloatingPointError, match=r"2 non-finite.*step 2"):
+        acc.compute()
+
+
+def test_skip_counts_and_reports():
+    acc = LossAccumulator(nan_policy="skip")
+    acc.update(torch.tensor(1.0), 1)
+    acc.update(torch.tensor(float("nan")), 10)
+    acc.update(torch.tensor(3.0), 3)
+    with pytest.warns(RuntimeWarning, match="skipped 1"):
+        assert acc.compute() == pytest.approx((1 + 9) / 4)
+    assert acc.n_skipped == 1
+
+
+def test_all_skipped_or_empty_is_an_error_not_nan():
+    acc = LossAccumulator(nan_policy="skip")
+    with pytest.raises(ValueError, match="no finite loss"):
+        acc.compute()
+    acc.update(torch.tensor(float("nan")))
+    with pytest.raises(ValueError, match="no finite loss"):
+        acc.compute()
+
+
+@pytest.mark.parametrize("n, match", [(0, "positive"), (-3, "positive"), (2.5, "int"),
+                                      (True, "int"), (torch.ones(2), "scalar")])
+def test_bad_batch_size(n, match):
+    with pytest.raises(ValueError, match=f"n: .*{match}"):
+        LossAccumulator().update(torch.tensor(1.0), n)
+
+
+def test_bad_policy_and_n_with_per_sample():
+    with pytest.raises(ValueError, match="nan_policy"):
+        LossAccumulator(nan_policy="ignore")
+    with pytest.raises(ValueError, match="n: "):
+        LossAccumulator().update(torch.ones(3), 3)
+
+
+def test_state_dict_resume_and_reset():
+    full, first = LossAccumulator(), LossAccumulator()
+    data = [(0.3, 5), (float("nan"), 2), (0.9, 7), (0.1, 1)]
+    for loss, n in data[:2]:
+        first.update(torch.tensor(loss), n)
+        full.update(torch.tensor(loss), n)
+    state = first.state_dict()
+    buf = __import__("io").BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    resumed = LossAccumulator()
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    for loss, n in data[2:]:
+        resumed.update(torch.tensor(loss), n)
+        full.update(torch.tensor(loss), n)
+    with pytest.raises(FloatingPointError, match="step 1"):
+        resumed.compute()
+    resumed.nan_policy = full.nan_policy = "skip"
+    with pytest.warns(RuntimeWarning):
+        assert resumed.compute() == full.compute()
+    resumed.reset()
+    resumed.update(torch.tensor(4.0))
+    assert resumed.compute() == 4.0
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_two_gloo_processes_reduce_to_the_union_mean():
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0, 5, size=13).astype(np.float32).tolist()
+    sizes = rng.integers(1, 64, size=13).tolist()
+    results = harness.run("loss_accumulator", 2, losses=losses, sizes=sizes)
+    single = LossAccumulator()
+    for loss, n in zip(losses, sizes, strict=True):
+        single.update(torch.tensor(loss, dtype=torch.float32), n)
+    assert results[0] == results[1] == pytest.approx(single.compute(), rel=1e-14)
