@@ -4,10 +4,22 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .accumulate import LossAccumulator
 from .bias import bias_for, init_bias_, initial_loss
+from .imbalance import class_weights, sample_weights, weighted_loss
+from .sampler import OversamplingSampler
 
 try:
     __version__ = version("bagoftricks")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["LossAccumulator", "bias_for", "init_bias_", "initial_loss", "__version__"]
+__all__ = [
+    "LossAccumulator",
+    "OversamplingSampler",
+    "bias_for",
+    "class_weights",
+    "init_bias_",
+    "initial_loss",
+    "sample_weights",
+    "weighted_loss",
+    "__version__",
+]
