@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 from torch.utils.data import DataLoader, TensorDataset
 
 from bagoftricks import OversamplingSampler
+from distributed import harness
 
 labels = hnp.arrays(np.int64, st.integers(2, 300), elements=st.integers(0, 5)).filter(
     lambda y: len(np.unique(y)) > 1)
@@ -162,3 +163,17 @@ def test_large_labels_are_vectorized():
     s = OversamplingSampler(y)
     idx = s.epoch_indices()
     assert idx.dtype == torch.int32 and len(idx) == 2 * int((y == 0).sum())
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_two_gloo_ranks_get_disjoint_shards_of_the_epoch():
+    y = np.random.default_rng(0).choice(3, size=101, p=[0.8, 0.15, 0.05]).tolist()
+    (w0, r0, s0), (w1, r1, s1) = harness.run("sampler_shard", 2, labels=y, epoch=5)
+    assert (w0, r0, w1, r1) == (2, 0, 2, 1)
+    full = OversamplingSampler(y, seed=11)
+    full.set_epoch(5)
+    epoch = list(full)
+    assert len(s0) == len(s1) == -(-len(epoch) // 2)
+    padded = (epoch + epoch)[:2 * len(s0)]
+    assert s0 == padded[0::2] and s1 == padded[1::2]  # disjoint positions covering the epoch

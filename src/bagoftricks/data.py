@@ -19,6 +19,8 @@ class Dataset:
     y: np.ndarray  # (n,) int64
     num_classes: int
     description: str
+    X_rest: np.ndarray | None = None  # the samples left out by the subsampling, if useful
+    y_rest: np.ndarray | None = None  # as a test set (for digits: nearly balanced)
 
 
 def zipf_counts(counts: np.ndarray, exponent: float = 1.0) -> np.ndarray:
@@ -42,8 +44,10 @@ def digits_zipf(seed: int = 0) -> Dataset:
 
     X, y = load_digits(return_X_y=True)
     idx = subsample_classes(y, zipf_counts(np.bincount(y)), seed)
+    rest = np.setdiff1d(np.arange(len(y)), idx)
     return Dataset("digits-zipf", X[idx].astype(np.float32), y[idx].astype(np.int64), 10,
-                   "scikit-learn digits, class k kept at 1/(k+1) of the smallest class")
+                   "scikit-learn digits, class k kept at 1/(k+1) of the smallest class",
+                   X[rest].astype(np.float32), y[rest].astype(np.int64))
 
 
 def breast_cancer_rare(positive_fraction: float = 0.01, seed: int = 0) -> Dataset:

@@ -34,12 +34,13 @@ def _class_codes(labels) -> tuple[np.ndarray, np.ndarray]:
         if not (y == np.floor(y)).all():
             raise ValueError("labels: float labels must be whole numbers (class indices)")
     if y.dtype.kind in "biuf" and y.min() >= 0 and y.max() < 2 * y.size + 1024:
-        codes = y.astype(np.int64 if y.max() >= 2**31 - 1 else np.int32, copy=False)
+        small_int = y.dtype.kind in "bi" or (y.dtype.kind == "u" and y.itemsize < 8)
+        codes = y if small_int else y.astype(np.int64)
         counts = np.bincount(codes)
         present = np.flatnonzero(counts)
         if len(present) != len(counts):  # compact the gaps so codes are 0..K-1
-            remap = np.full(len(counts), -1, dtype=codes.dtype)
-            remap[present] = np.arange(len(present), dtype=codes.dtype)
+            remap = np.full(len(counts), -1, dtype=np.int32)
+            remap[present] = np.arange(len(present), dtype=np.int32)
             codes = remap[codes]
             counts = counts[present]
         return codes, counts
@@ -49,14 +50,18 @@ def _class_codes(labels) -> tuple[np.ndarray, np.ndarray]:
 
 def _members(codes: np.ndarray, counts: np.ndarray, wanted: np.ndarray,
              dtype: torch.dtype) -> dict[int, torch.Tensor]:
-    """Indices of each class in ``wanted``, without a full sort when K is small."""
+    """Indices of each class in ``wanted``: a scan per class for one or two classes,
+    else one stable argsort of small-int keys (NumPy's O(n) radix sort)."""
     dtype = np.int32 if dtype == torch.int32 else np.int64
-    if len(wanted) <= 32:
+    if len(wanted) <= 2:
         return {int(c): torch.from_numpy(np.flatnonzero(codes == c).astype(dtype))
                 for c in wanted}
-    order = np.argsort(codes, kind="stable").astype(dtype)  # radix sort for small ints
+    k = len(counts)
+    keys = codes.astype(np.uint8 if k <= 256 else np.uint16) if k <= 65536 else codes
+    order = np.argsort(keys, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)])
-    return {int(c): torch.from_numpy(order[starts[c]:starts[c + 1]]) for c in wanted}
+    return {int(c): torch.from_numpy(order[starts[c]:starts[c + 1]].astype(dtype))
+            for c in wanted}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

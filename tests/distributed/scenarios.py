@@ -21,6 +21,15 @@ def loss_accumulator(rank: int, world: int, losses: list, sizes: list) -> float:
     return acc.compute()
 
 
+def sampler_shard(rank: int, world: int, labels: list, epoch: int) -> list:
+    """The sampler takes num_replicas/rank from the process group by default."""
+    from bagoftricks import OversamplingSampler
+
+    sampler = OversamplingSampler(labels, seed=11)
+    sampler.set_epoch(epoch)
+    return [sampler.num_replicas, sampler.rank, list(sampler)]
+
+
 def main() -> None:
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

@@ -1,0 +1,154 @@
+"""Gradient centralization (Yong et al. 2020, DESIGN.md chapter 7) and clipping.
+
+For every weight whose gradient has ``ndim > 1``, subtract the mean over all dimensions
+but the first (per output neuron of a linear layer, per output channel of a
+convolution); biases and other 1-D parameters are left alone. Centralization is an
+orthogonal projection, so it never increases a gradient's norm: clip first (in the
+loop), centralize inside ``step()``, and the clipped bound still holds.
+
+Recipe (RAdam + clipping + centralization)::
+
+    opt = Centralized(torch.optim.RAdam(model.parameters(), lr=1e-3))
+    loss.backward()
+    clip_grad_norm_(model.parameters(), max_norm=1.0)   # after scaler.unscale_ with AMP
+    opt.step()                                           # centralizes, then RAdam's step
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn.utils import clip_grad_norm_
+
+__all__ = ["Centralized", "centralize_", "clip_grad_norm_"]
+
+
+def _centralize_grad(grad: torch.Tensor, extra: torch.Tensor | None = None) -> None:
+    """In place: ``grad -= row means`` on a 2-D view (one reduction, one subtract)."""
+    rows = grad.view(grad.shape[0], -1) if grad.is_contiguous() else None
+    if rows is None:  # a non-contiguous gradient: reduce over its trailing dims directly
+        dims = tuple(range(1, grad.ndim))
+        mean = grad.mean(dim=dims, keepdim=True)
+        grad.sub_(mean if extra is None else mean + extra.mean(dim=dims, keepdim=True))
+        return
+    mean = rows.mean(1, keepdim=True)
+    if extra is not None:
+        mean += extra.reshape(rows.shape).mean(1, keepdim=True)
+    rows.sub_(mean)
+
+
+def _tensors(params) -> Iterable[torch.Tensor]:
+    if isinstance(params, nn.Module):
+        return params.parameters()
+    if isinstance(params, torch.Tensor):
+        return [params]
+    params = list(params)
+    if params and isinstance(params[0], dict):  # optimizer param groups
+        return [p for group in params for p in group["params"]]
+    return params
+
+
+@torch.no_grad()
+def centralize_(params) -> None:
+    """Centralize, in place, the gradient of every parameter with ``grad.ndim > 1``.
+
+    ``params``: a module, a tensor, an iterable of tensors, or optimizer param groups.
+    Parameters without a gradient, and 1-D ones, are untouched.
+    """
+    for p in _tensors(params):
+        if not isinstance(p, torch.Tensor):
+            raise ValueError(f"params: expected tensors, got {type(p).__name__}")
+        if p.grad is not None and p.grad.ndim > 1 and not p.grad.is_sparse:
+            _centralize_grad(p.grad)
+
+
+def _coupled_weight_decay(optimizer: torch.optim.Optimizer, group: dict) -> float:
+    """The weight decay a group adds to the gradient (0 when decoupled, as in AdamW)."""
+    if isinstance(optimizer, torch.optim.AdamW) or group.get("decoupled_weight_decay"):
+        return 0.0
+    return float(group.get("weight_decay", 0.0) or 0.0)
+
+
+class Centralized(torch.optim.Optimizer):
+    """Wrap any torch optimizer so that ``step()`` centralizes the gradients first.
+
+    ``param_groups``, ``state``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` are
+    the wrapped optimizer's, so LR schedulers and ``GradScaler`` work unchanged
+    (``scaler.step(opt)`` unscales before calling ``step``, hence before centralizing).
+
+    Parameters
+    ----------
+    optimizer : the optimizer to wrap.
+    include : parameters to centralize (default: all with ``ndim > 1``). A param group
+        with ``centralize=False`` is skipped (for example embeddings).
+
+    Ordering with weight decay follows the paper's official code (``SGD_GC``,
+    ``Adam_GC``): the centralized direction is ``GC(grad + wd * p)``. When the wrapped
+    optimizer adds coupled weight decay itself, ``step`` subtracts ``wd * rowmean(p)``
+    as well, so the update equals the paper's; decoupled decay (AdamW) is not a
+    gradient term and is left alone.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, include=None) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer: expected a torch.optim.Optimizer, got "
+                             f"{type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.include = None if include is None else {id(p) for p in _tensors(include)}
+        self._optimizer_step_pre_hooks = {}
+        self._optimizer_step_post_hooks = {}
+        self._optimizer_state_dict_pre_hooks = {}
+        self._optimizer_state_dict_post_hooks = {}
+        self._optimizer_load_state_dict_pre_hooks = {}
+        self._optimizer_load_state_dict_post_hooks = {}
+
+    # The wrapped optimizer's groups, state and defaults, shared rather than copied (its
+    # load_state_dict rebinds them, so these must be looked up each time).
+    param_groups = property(lambda self: self.optimizer.param_groups,
+                            lambda self, v: setattr(self.optimizer, "param_groups", v))
+    state = property(lambda self: self.optimizer.state,
+                     lambda self, v: setattr(self.optimizer, "state", v))
+    defaults = property(lambda self: self.optimizer.defaults,
+                        lambda self, v: setattr(self.optimizer, "defaults", v))
+
+    @torch.no_grad()
+    def centralize(self) -> None:
+        """Centralize the gradients this wrapper covers (what ``step`` does first)."""
+        for group in self.param_groups:
+            if not group.get("centralize", True):
+                continue
+            wd = _coupled_weight_decay(self.optimizer, group)
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None or grad.ndim < 2 or grad.is_sparse:
+                    continue
+                if self.include is not None and id(p) not in self.include:
+                    continue
+                _centralize_grad(grad, p.detach() * wd if wd else None)
+
+    def step(self, closure=None):
+        """Evaluate ``closure`` (if any) once, centralize, then the wrapped step."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.centralize()
+        self.optimizer.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.optimizer.load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict) -> None:
+        self.optimizer.add_param_group(param_group)
+
+    def __repr__(self) -> str:
+        return f"Centralized({self.optimizer!r})"

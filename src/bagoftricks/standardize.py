@@ -1,0 +1,233 @@
+"""Batch-at-a-time standardization (DESIGN.md chapter 6).
+
+Never store a standardized copy: accumulate per-feature count, mean and M2 in float64
+one batch at a time and merge them by Chan et al.'s rule
+``delta = mean_b - mean_a; mean = mean_a + delta * n_b / n;
+M2 = M2_a + M2_b + delta**2 * n_a * n_b / n``, then standardize each batch as it is
+loaded. Zero-variance features get scale 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from . import distributed
+
+_POLICIES = ("raise", "omit")
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    """Chan et al. merge of two (count, mean, m2) triples (per feature, float64)."""
+    n_a, mean_a, m2_a = a
+    n_b, mean_b, m2_b = b
+    n = n_a + n_b
+    safe = torch.where(n > 0, n, 1.0)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / safe)
+    m2 = m2_a + m2_b + delta**2 * (n_a * n_b / safe)
+    return n, mean, m2
+
+
+class RunningStandardizer:
+    """Per-feature mean and standard deviation accumulated one batch at a time.
+
+    Parameters
+    ----------
+    dim : the feature axis of a batch (``-1`` for tabular ``(n, p)``, ``1`` for channels of
+        ``(N, C, H, W)``); statistics reduce over every other axis.
+    unbiased : divide M2 by ``count - 1`` instead of ``count`` (population, the default,
+        matches scikit-learn's ``StandardScaler``).
+    nan_policy : ``"raise"`` (a NaN in a batch is an error) or ``"omit"`` (NaNs are left
+        out per feature; each feature keeps its own count).
+    """
+
+    def __init__(self, dim: int = -1, unbiased: bool = False, nan_policy: str = "raise"):
+        if nan_policy not in _POLICIES:
+            raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
+        self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
+        self.count = self.mean_ = self.m2 = None
+        self._shift = None
+
+    # -- accumulation -------------------------------------------------------------------
+    def _rows(self, batch) -> torch.Tensor:
+        """The batch as a 2-D (values, features) view with the feature axis last."""
+        x = torch.as_tensor(batch)
+        if not x.is_floating_point():
+            x = x.double()
+        if x.ndim < 2:
+            raise ValueError(f"batch: expected shape (n, features, ...), got {tuple(x.shape)}; "
+                             "use x.reshape(-1, 1) for a single feature")
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(f"dim: {self.dim} is out of range for a batch of shape "
+                             f"{tuple(x.shape)}")
+        x = x.movedim(self.dim, -1)
+        rows = x.reshape(-1, x.shape[-1])
+        if self.count is not None and rows.shape[1] != self.count.shape[0]:
+            raise ValueError(f"batch: has {rows.shape[1]} features, earlier batches had "
+                             f"{self.count.shape[0]}")
+        return rows
+
+    def _batch_stats(self, rows: torch.Tensor) -> tuple:
+        """(count, mean - shift, M2) of one batch, per feature, in float64."""
+        if self._shift is None:  # a reference value per feature keeps x - shift small,
+            first = rows[0]      # so float32 data near 1e6 loses nothing to the mean
+            self._shift = torch.where(torch.isfinite(first), first, 0).detach().clone()
+        x = rows - self._shift.to(rows)
+        # CPU reductions of float32 accumulate in float64 (torch's acc_type); one pass.
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        if bool(torch.isfinite(mean).all()):
+            n = torch.full_like(mean, x.shape[0], dtype=torch.float64)
+            return n, mean.double(), var.double() * x.shape[0]
+        if torch.isinf(x).any():  # only now look at which values were not finite
+            raise ValueError("batch: contains infinite values")
+        if self.nan_policy == "raise":
+            raise ValueError("batch: contains NaN (use nan_policy='omit' to leave NaNs out "
+                             "per feature)")
+        nan = torch.isnan(x)
+        n = (~nan).sum(0, dtype=torch.float64)
+        x0 = torch.where(nan, 0, x).double()
+        mean = x0.sum(0) / torch.where(n > 0, n, 1.0)
+        m2 = torch.where(nan, 0, x0 - mean).pow(2).sum(0)
+        return n, mean, m2
+
+    def update(self, batch) -> RunningStandardizer:
+        """Add one batch (tensor or array); returns self."""
+        rows = self._rows(batch)
+        if rows.shape[0] == 0:
+            return self
+        stats = self._batch_stats(rows)
+        if self.count is None:
+            self.count, self.mean_, self.m2 = stats
+        else:
+            dev = self.count.device
+            self.count, self.mean_, self.m2 = _merge(
+                (self.count, self.mean_, self.m2), tuple(s.to(dev) for s in stats))
+        return self
+
+    def fit(self, batches: Iterable) -> RunningStandardizer:
+        """Update with every batch of an iterable (``(x, ...)`` tuples use ``x``)."""
+        for batch in batches:
+            self.update(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        if self.count is None:
+            raise ValueError("batches: empty, nothing to fit")
+        return self
+
+    def merge(self, other: RunningStandardizer) -> RunningStandardizer:
+        """Fold ``other``'s statistics into this one (exact, any order); returns self."""
+        if other.count is None:
+            return self
+        if self.count is None:
+            self._shift = other._shift
+            self.count, self.mean_, self.m2 = other.count, other.mean_, other.m2
+            return self
+        if other.count.shape != self.count.shape:
+            raise ValueError(f"other: has {other.count.shape[0]} features, this has "
+                             f"{self.count.shape[0]}")
+        shifted = other.mean_.to(self.count.device) + (
+            other._shift.double().to(self.count.device) - self._shift.double())
+        self.count, self.mean_, self.m2 = _merge(
+            (self.count, self.mean_, self.m2),
+            (other.count.to(self.count.device), shifted, other.m2.to(self.count.device)))
+        return self
+
+    def sync(self) -> RunningStandardizer:
+        """Merge the statistics of every rank (rank order, so all ranks agree exactly)."""
+        self._check_fitted()
+        gathered = distributed.all_gather(torch.stack(
+            [self.count, self._absolute_mean(), self.m2]).cpu())
+        first = gathered[0]
+        merged = (first[0], first[1], first[2])
+        for g in gathered[1:]:
+            merged = _merge(merged, (g[0], g[1], g[2]))
+        dev = self.count.device
+        self._shift = torch.zeros_like(self._shift)
+        self.count, self.mean_, self.m2 = (t.to(dev) for t in merged)
+        return self
+
+    # -- statistics ---------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.count is None:
+            raise RuntimeError("RunningStandardizer: no batch seen yet (call update or fit)")
+
+    def _absolute_mean(self) -> torch.Tensor:
+        return self.mean_ + self._shift.to(self.mean_.device).double()
+
+    @property
+    def n_seen(self) -> torch.Tensor:
+        """Per-feature number of values seen (float64)."""
+        self._check_fitted()
+        return self.count
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Per-feature mean (float64)."""
+        self._check_fitted()
+        return self._absolute_mean()
+
+    @property
+    def var(self) -> torch.Tensor:
+        """Per-feature variance (float64), population unless ``unbiased``."""
+        self._check_fitted()
+        denom = self.count - 1 if self.unbiased else self.count
+        return self.m2 / torch.where(denom > 0, denom, 1.0)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.sqrt()
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """What ``transform`` divides by: ``std``, with zero-variance features at 1."""
+        std = self.std
+        return torch.where(std > 0, std, 1.0)
+
+    # -- using it -----------------------------------------------------------------------
+    def _broadcast(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        shape = [1] * x.ndim
+        shape[self.dim] = -1
+        return value.to(device=x.device, dtype=x.dtype).reshape(shape)
+
+    def transform(self, batch) -> torch.Tensor:
+        """``(batch - mean) / scale`` in the batch's dtype and device."""
+        x = torch.as_tensor(batch)
+        self._check_fitted()
+        x = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        return (x - self._broadcast(x, self.mean)) / self._broadcast(x, self.scale)
+
+    def inverse_transform(self, batch) -> torch.Tensor:
+        """``batch * scale + mean`` in the batch's dtype and device."""
+        x = torch.as_tensor(batch)
+        self._check_fitted()
+        return x * self._broadcast(x, self.scale) + self._broadcast(x, self.mean)
+
+    def state_dict(self) -> dict:
+        self._check_fitted()
+        return {"count": self.count.cpu(), "mean": self.mean.cpu(), "m2": self.m2.cpu(),
+                "dim": self.dim, "unbiased": self.unbiased, "nan_policy": self.nan_policy}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dim, self.unbiased = int(state["dim"]), bool(state["unbiased"])
+        self.nan_policy = state["nan_policy"]
+        self.count, self.mean_, self.m2 = state["count"], state["mean"], state["m2"]
+        self._shift = torch.zeros_like(self.mean_)
+
+
+class Standardize(nn.Module):
+    """Standardize inputs inside a model from a fitted ``RunningStandardizer``.
+
+    The mean and scale are registered buffers, saved and moved with the model.
+    """
+
+    def __init__(self, standardizer: RunningStandardizer) -> None:
+        super().__init__()
+        self.dim = standardizer.dim
+        self.register_buffer("mean", standardizer.mean.float())
+        self.register_buffer("scale", standardizer.scale.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = [1] * x.ndim
+        shape[self.dim] = -1
+        return (x - self.mean.reshape(shape).to(x.dtype)) / self.scale.reshape(shape).to(x.dtype)
