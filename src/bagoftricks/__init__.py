@@ -4,8 +4,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .accumulate import LossAccumulator
 from .bias import bias_for, init_bias_, initial_loss
+from .centralize import Centralized, centralize_, clip_grad_norm_
 from .imbalance import class_weights, sample_weights, weighted_loss
 from .sampler import OversamplingSampler
+from .standardize import RunningStandardizer, Standardize
 
 try:
     __version__ = version("bagoftricks")
@@ -13,9 +15,14 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Centralized",
     "LossAccumulator",
     "OversamplingSampler",
+    "RunningStandardizer",
+    "Standardize",
     "bias_for",
+    "centralize_",
+    "clip_grad_norm_",
     "class_weights",
     "init_bias_",
     "initial_loss",

@@ -48,8 +48,7 @@ class RunningStandardizer:
         if nan_policy not in _POLICIES:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
         self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
-        self.count = self.mean_ = self.m2 = None
-        self._shift = None
+        self.count = self.mean_ = self.m2 = None  # per feature, float64
 
     # -- accumulation -------------------------------------------------------------------
     def _rows(self, batch) -> torch.Tensor:
@@ -71,16 +70,17 @@ class RunningStandardizer:
         return rows
 
     def _batch_stats(self, rows: torch.Tensor) -> tuple:
-        """(count, mean - shift, M2) of one batch, per feature, in float64."""
-        if self._shift is None:  # a reference value per feature keeps x - shift small,
-            first = rows[0]      # so float32 data near 1e6 loses nothing to the mean
-            self._shift = torch.where(torch.isfinite(first), first, 0).detach().clone()
-        x = rows - self._shift.to(rows)
+        """(count, mean, M2) of one batch, per feature, in float64."""
+        # Sums of x - shift, with shift a value near the data (the running mean, or the
+        # first row), stay small: float32 data near 1e6 loses nothing to the mean.
+        shift = rows[0] if self.mean_ is None else self.mean_.to(rows)
+        shift = torch.where(torch.isfinite(shift), shift, 0)
+        x = rows - shift
         # CPU reductions of float32 accumulate in float64 (torch's acc_type); one pass.
         var, mean = torch.var_mean(x, dim=0, correction=0)
         if bool(torch.isfinite(mean).all()):
             n = torch.full_like(mean, x.shape[0], dtype=torch.float64)
-            return n, mean.double(), var.double() * x.shape[0]
+            return n, mean.double() + shift.double(), var.double() * x.shape[0]
         if torch.isinf(x).any():  # only now look at which values were not finite
             raise ValueError("batch: contains infinite values")
         if self.nan_policy == "raise":
@@ -91,7 +91,7 @@ class RunningStandardizer:
         x0 = torch.where(nan, 0, x).double()
         mean = x0.sum(0) / torch.where(n > 0, n, 1.0)
         m2 = torch.where(nan, 0, x0 - mean).pow(2).sum(0)
-        return n, mean, m2
+        return n, mean + shift.double(), m2
 
     def update(self, batch) -> RunningStandardizer:
         """Add one batch (tensor or array); returns self."""
@@ -120,30 +120,26 @@ class RunningStandardizer:
         if other.count is None:
             return self
         if self.count is None:
-            self._shift = other._shift
             self.count, self.mean_, self.m2 = other.count, other.mean_, other.m2
             return self
         if other.count.shape != self.count.shape:
             raise ValueError(f"other: has {other.count.shape[0]} features, this has "
                              f"{self.count.shape[0]}")
-        shifted = other.mean_.to(self.count.device) + (
-            other._shift.double().to(self.count.device) - self._shift.double())
+        dev = self.count.device
         self.count, self.mean_, self.m2 = _merge(
-            (self.count, self.mean_, self.m2),
-            (other.count.to(self.count.device), shifted, other.m2.to(self.count.device)))
+            (self.count, self.mean_, self.m2), tuple(t.to(dev) for t in (
+                other.count, other.mean_, other.m2)))
         return self
 
     def sync(self) -> RunningStandardizer:
         """Merge the statistics of every rank (rank order, so all ranks agree exactly)."""
         self._check_fitted()
-        gathered = distributed.all_gather(torch.stack(
-            [self.count, self._absolute_mean(), self.m2]).cpu())
+        gathered = distributed.all_gather(torch.stack([self.count, self.mean_, self.m2]).cpu())
         first = gathered[0]
         merged = (first[0], first[1], first[2])
         for g in gathered[1:]:
             merged = _merge(merged, (g[0], g[1], g[2]))
         dev = self.count.device
-        self._shift = torch.zeros_like(self._shift)
         self.count, self.mean_, self.m2 = (t.to(dev) for t in merged)
         return self
 
@@ -151,9 +147,6 @@ class RunningStandardizer:
     def _check_fitted(self) -> None:
         if self.count is None:
             raise RuntimeError("RunningStandardizer: no batch seen yet (call update or fit)")
-
-    def _absolute_mean(self) -> torch.Tensor:
-        return self.mean_ + self._shift.to(self.mean_.device).double()
 
     @property
     def n_seen(self) -> torch.Tensor:
@@ -165,7 +158,7 @@ class RunningStandardizer:
     def mean(self) -> torch.Tensor:
         """Per-feature mean (float64)."""
         self._check_fitted()
-        return self._absolute_mean()
+        return self.mean_
 
     @property
     def var(self) -> torch.Tensor:
@@ -188,20 +181,25 @@ class RunningStandardizer:
     def _broadcast(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         shape = [1] * x.ndim
         shape[self.dim] = -1
-        return value.to(device=x.device, dtype=x.dtype).reshape(shape)
+        return value.to(device=x.device).reshape(shape)
 
     def transform(self, batch) -> torch.Tensor:
-        """``(batch - mean) / scale`` in the batch's dtype and device."""
+        """``(batch - mean) / scale``, computed in float64, returned in the batch's
+        floating dtype (the default dtype for integer input) and device."""
         x = torch.as_tensor(batch)
         self._check_fitted()
-        x = x if x.is_floating_point() else x.to(torch.get_default_dtype())
-        return (x - self._broadcast(x, self.mean)) / self._broadcast(x, self.scale)
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        x64 = x.to(torch.float64)
+        return ((x64 - self._broadcast(x64, self.mean)) / self._broadcast(x64, self.scale)).to(
+            dtype)
 
     def inverse_transform(self, batch) -> torch.Tensor:
-        """``batch * scale + mean`` in the batch's dtype and device."""
+        """``batch * scale + mean``, in the batch's dtype and device."""
         x = torch.as_tensor(batch)
         self._check_fitted()
-        return x * self._broadcast(x, self.scale) + self._broadcast(x, self.mean)
+        x64 = x.to(torch.float64)
+        return (x64 * self._broadcast(x64, self.scale) + self._broadcast(x64, self.mean)).to(
+            x.dtype)
 
     def state_dict(self) -> dict:
         self._check_fitted()
@@ -212,7 +210,6 @@ class RunningStandardizer:
         self.dim, self.unbiased = int(state["dim"]), bool(state["unbiased"])
         self.nan_policy = state["nan_policy"]
         self.count, self.mean_, self.m2 = state["count"], state["mean"], state["m2"]
-        self._shift = torch.zeros_like(self.mean_)
 
 
 class Standardize(nn.Module):

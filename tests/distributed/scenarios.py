@@ -30,6 +30,19 @@ def sampler_shard(rank: int, world: int, labels: list, epoch: int) -> list:
     return [sampler.num_replicas, sampler.rank, list(sampler)]
 
 
+def standardizer_sync(rank: int, world: int, x: list) -> list:
+    """Each rank sees an uneven slice of the rows; sync() merges the statistics."""
+    import numpy as np
+
+    from bagoftricks import RunningStandardizer
+
+    rows = np.array(x)
+    cut = len(rows) // 3
+    part = rows[:cut] if rank == 0 else rows[cut:]
+    s = RunningStandardizer().fit(np.array_split(part, 3)).sync()
+    return [s.mean.tolist(), s.var.tolist()]
+
+
 def main() -> None:
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.preprocessing import StandardScaler
+
+from bagoftricks import RunningStandardizer, Standardize
+from distributed import harness
+
+data = hnp.arrays(np.float64, st.tuples(st.integers(2, 120), st.integers(1, 6)),
+                  elements=st.floats(-1e6, 1e6, allow_nan=False))
+
+
+def _split(x, cuts):
+    edges = sorted({0, len(x), *[c % (len(x) + 1) for c in cuts]})
+    return [x[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@given(data, st.lists(st.integers(0, 1000), max_size=6))
+def test_equals_numpy_float64(x, cuts):
+    s = RunningStandardizer().fit(_split(x, cuts))
+    np.testing.assert_allclose(s.mean.numpy(), x.mean(0), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(s.var.numpy(), x.var(0), rtol=1e-10, atol=1e-6)
+    u = RunningStandardizer(unbiased=True).fit(_split(x, cuts))
+    np.testing.assert_allclose(u.std.numpy(), x.std(0, ddof=1), rtol=1e-10, atol=1e-6)
+
+
+@given(data, st.lists(st.integers(0, 1000), min_size=1, max_size=5), st.randoms())
+def test_merge_in_any_order_gives_the_same_result(x, cuts, rnd):
+    parts = _split(x, cuts)
+    pieces = [RunningStandardizer().update(p) for p in parts]
+    rnd.shuffle(pieces)
+    merged = pieces[0]
+    for p in pieces[1:]:
+        merged.merge(p)
+    whole = RunningStandardizer().update(x)
+    np.testing.assert_allclose(merged.mean.numpy(), whole.mean.numpy(), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(merged.var.numpy(), whole.var.numpy(), rtol=1e-10, atol=1e-6)
+    assert merged.n_seen.tolist() == [len(x)] * x.shape[1]
+
+
+def test_float32_near_1e6_has_the_right_std():
+    rng = np.random.default_rng(0)
+    x = (1e6 + rng.normal(size=(200_000, 4))).astype(np.float32)
+    s = RunningStandardizer().fit(torch.from_numpy(x).split(65536))
+    ref = x.astype(np.float64)
+    np.testing.assert_allclose(s.std.numpy(), ref.std(0), rtol=1e-6)
+    np.testing.assert_allclose(s.mean.numpy(), ref.mean(0), rtol=1e-12)
+
+
+def test_equals_sklearn_standard_scaler_and_transforms_like_it():
+    rng = np.random.default_rng(1)
+    x = rng.normal([0, 5, -3e3], [1, 1e-3, 40], size=(1000, 3))
+    sk = StandardScaler().fit(x)
+    s = RunningStandardizer().fit(np.array_split(x, 7))
+    np.testing.assert_allclose(s.mean.numpy(), sk.mean_, rtol=1e-12)
+    np.testing.assert_allclose(s.scale.numpy(), sk.scale_, rtol=1e-10)
+    xt = torch.as_tensor(x[:10], dtype=torch.float32)
+    out = s.transform(xt)
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), sk.transform(xt.double().numpy()), rtol=1e-6,
+                               atol=1e-6)
+    back = s.inverse_transform(out.double())
+    np.testing.assert_allclose(back.numpy(), x[:10], rtol=1e-6)
+
+
+def test_zero_variance_features_get_scale_one():
+    x = np.c_[np.full(10, 3.0), np.arange(10.0)]
+    s = RunningStandardizer().update(x)
+    assert s.std[0] == 0 and s.scale[0] == 1
+    assert torch.equal(s.transform(torch.as_tensor(x))[:, 0], torch.zeros(10, dtype=torch.float64))
+
+
+def test_channels_of_images():
+    x = torch.randn(8, 3, 5, 5, dtype=torch.float64) * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1)
+    s = RunningStandardizer(dim=1).fit(x.split(3))
+    ref = x.permute(1, 0, 2, 3).reshape(3, -1)
+    torch.testing.assert_close(s.mean, ref.mean(1))
+    torch.testing.assert_close(s.var, ref.var(1, correction=0))
+    out = s.transform(x)
+    torch.testing.assert_close(out.permute(1, 0, 2, 3).reshape(3, -1).std(1, correction=0),
+                               torch.ones(3, dtype=torch.float64))
+
+
+def test_nan_policy():
+    x = np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 8.0], [5.0, 6.0]])
+    with pytest.raises(ValueError, match="batch: contains NaN"):
+        RunningStandardizer().update(x)
+    s = RunningStandardizer(nan_policy="omit").fit([x[:2], x[2:]])
+    np.testing.assert_allclose(s.mean.numpy(), np.nanmean(x, 0))
+    np.testing.assert_allclose(s.var.numpy(), np.nanvar(x, 0))
+    assert s.n_seen.tolist() == [3, 3]
+    with pytest.raises(ValueError, match="batch: contains infinite"):
+        RunningStandardizer(nan_policy="omit").update(np.array([[1.0], [np.inf]]))
+
+
+def test_state_dict_and_module():
+    x = torch.randn(100, 4) * 10 + 3
+    s = RunningStandardizer().update(x)
+    t = RunningStandardizer()
+    t.load_state_dict(s.state_dict())
+    torch.testing.assert_close(t.transform(x), s.transform(x))
+    t.update(x)  # keeps accumulating after a load
+    torch.testing.assert_close(t.mean, s.mean)
+    assert t.n_seen[0] == 200
+    module = Standardize(s)
+    assert set(dict(module.named_buffers())) == {"mean", "scale"}
+    torch.testing.assert_close(module(x), s.transform(x))
+    model = torch.nn.Sequential(module, torch.nn.Linear(4, 1))
+    assert "0.mean" in model.state_dict()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: RunningStandardizer(nan_policy="drop"), "nan_policy: "),
+    (lambda: RunningStandardizer().update(np.ones(3)), r"batch: expected shape"),
+    (lambda: RunningStandardizer(dim=3).update(np.ones((3, 2))), "dim: 3 is out of range"),
+    (lambda: RunningStandardizer().update(np.ones((3, 2))).update(np.ones((3, 4))),
+     "batch: has 4 features"),
+    (lambda: RunningStandardizer().fit([]), "batches: empty"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+    with pytest.raises(RuntimeError, match="no batch seen"):
+        _ = RunningStandardizer().mean
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_two_gloo_ranks_sync_to_the_single_process_statistics():
+    x = (1e3 + np.random.default_rng(3).normal(size=(301, 5)) * [1, 2, 3, 4, 5]).tolist()
+    results = harness.run("standardizer_sync", 2, x=x)
+    s = RunningStandardizer().update(np.array(x))
+    for mean, var in results:
+        np.testing.assert_allclose(mean, s.mean.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(var, s.var.numpy(), rtol=1e-12)
+    assert results[0] == results[1]
