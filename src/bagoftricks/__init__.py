@@ -6,7 +6,9 @@ from .accumulate import LossAccumulator
 from .bias import bias_for, init_bias_, initial_loss
 from .centralize import Centralized, centralize_, clip_grad_norm_
 from .imbalance import class_weights, sample_weights, weighted_loss
+from .plateau import FluctuationPlateau
 from .sampler import OversamplingSampler
+from .scaling import Scaled, scale_hparams
 from .standardize import RunningStandardizer, Standardize
 
 try:
@@ -16,9 +18,11 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "Centralized",
+    "FluctuationPlateau",
     "LossAccumulator",
     "OversamplingSampler",
     "RunningStandardizer",
+    "Scaled",
     "Standardize",
     "bias_for",
     "centralize_",
@@ -27,6 +31,7 @@ __all__ = [
     "init_bias_",
     "initial_loss",
     "sample_weights",
+    "scale_hparams",
     "weighted_loss",
     "__version__",
 ]

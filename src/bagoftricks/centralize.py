@@ -26,17 +26,22 @@ __all__ = ["Centralized", "centralize_", "clip_grad_norm_"]
 
 
 def _centralize_grad(grad: torch.Tensor, extra: torch.Tensor | None = None) -> None:
-    """In place: ``grad -= row means`` on a 2-D view (one reduction, one subtract)."""
-    rows = grad.view(grad.shape[0], -1) if grad.is_contiguous() else None
-    if rows is None:  # a non-contiguous gradient: reduce over its trailing dims directly
-        dims = tuple(range(1, grad.ndim))
-        mean = grad.mean(dim=dims, keepdim=True)
-        grad.sub_(mean if extra is None else mean + extra.mean(dim=dims, keepdim=True))
+    """In place: ``grad -= row means`` (of ``grad + extra`` when ``extra`` is given).
+
+    Contiguous gradients are viewed as (rows, cols) and take one row-sum kernel and one
+    fused ``sub_(sums, alpha=-1/cols)``: one kernel fewer per tensor than ``mean`` then
+    ``sub_``, which is what makes it at least as fast as the plain per-tensor loop.
+    """
+    if grad.is_contiguous():
+        rows = grad.view(grad.shape[0], -1)
+        sums = rows.sum(1, keepdim=True)
+        if extra is not None:
+            sums += extra.reshape(rows.shape).sum(1, keepdim=True)
+        rows.sub_(sums, alpha=1.0 / rows.shape[1])
         return
-    mean = rows.mean(1, keepdim=True)
-    if extra is not None:
-        mean += extra.reshape(rows.shape).mean(1, keepdim=True)
-    rows.sub_(mean)
+    dims = tuple(range(1, grad.ndim))  # non-contiguous: reduce over trailing dims directly
+    mean = grad.mean(dim=dims, keepdim=True)
+    grad.sub_(mean if extra is None else mean + extra.mean(dim=dims, keepdim=True))
 
 
 def _tensors(params) -> Iterable[torch.Tensor]:
@@ -50,18 +55,19 @@ def _tensors(params) -> Iterable[torch.Tensor]:
     return params
 
 
-@torch.no_grad()
 def centralize_(params) -> None:
     """Centralize, in place, the gradient of every parameter with ``grad.ndim > 1``.
 
     ``params``: a module, a tensor, an iterable of tensors, or optimizer param groups.
     Parameters without a gradient, and 1-D ones, are untouched.
     """
-    for p in _tensors(params):
-        if not isinstance(p, torch.Tensor):
-            raise ValueError(f"params: expected tensors, got {type(p).__name__}")
-        if p.grad is not None and p.grad.ndim > 1 and not p.grad.is_sparse:
-            _centralize_grad(p.grad)
+    with torch.no_grad():
+        for p in _tensors(params):
+            grad = getattr(p, "grad", False)
+            if grad is False:
+                raise ValueError(f"params: expected tensors, got {type(p).__name__}")
+            if grad is not None and grad.ndim > 1 and not grad.is_sparse:
+                _centralize_grad(grad)
 
 
 def _coupled_weight_decay(optimizer: torch.optim.Optimizer, group: dict) -> float:

@@ -63,7 +63,21 @@ def breast_cancer_rare(positive_fraction: float = 0.01, seed: int = 0) -> Datase
                    f"scikit-learn breast cancer, malignant kept at {n_pos} of {n_neg + n_pos}")
 
 
-DATASETS = {"digits-zipf": digits_zipf, "breast-cancer-rare": breast_cancer_rare}
+def mnist1d(seed: int = 0) -> Dataset:
+    """mnist1d (40-long 1-D signals, 10 classes), generated locally by its package;
+    ``seed`` is added to the package's default generation seed (42)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed += seed
+    d = make_dataset(args)
+    return Dataset("mnist1d", d["x"].astype(np.float32), d["y"].astype(np.int64), 10,
+                   "mnist1d, 4000 train / 1000 test signals (balanced)",
+                   d["x_test"].astype(np.float32), d["y_test"].astype(np.int64))
+
+
+DATASETS = {"digits-zipf": digits_zipf, "breast-cancer-rare": breast_cancer_rare,
+            "mnist1d": mnist1d}
 
 
 def load(name: str, seed: int = 0) -> Dataset:

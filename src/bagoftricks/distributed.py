@@ -44,3 +44,12 @@ def all_gather(tensor: torch.Tensor) -> list[torch.Tensor]:
     out = [torch.empty_like(tensor) for _ in range(world_size())]
     dist.all_gather(out, tensor.contiguous())
     return out
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of a Python number over all ranks (the number itself on one process)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.item() / world_size()

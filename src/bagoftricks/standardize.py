@@ -49,6 +49,7 @@ class RunningStandardizer:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
         self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
         self.count = self.mean_ = self.m2 = None  # per feature, float64
+        self._buf = None                          # scratch space reused across batches
 
     # -- accumulation -------------------------------------------------------------------
     def _rows(self, batch) -> torch.Tensor:
@@ -71,27 +72,39 @@ class RunningStandardizer:
 
     def _batch_stats(self, rows: torch.Tensor) -> tuple:
         """(count, mean, M2) of one batch, per feature, in float64."""
-        # Sums of x - shift, with shift a value near the data (the running mean, or the
-        # first row), stay small: float32 data near 1e6 loses nothing to the mean.
-        shift = rows[0] if self.mean_ is None else self.mean_.to(rows)
-        shift = torch.where(torch.isfinite(shift), shift, 0)
-        x = rows - shift
-        # CPU reductions of float32 accumulate in float64 (torch's acc_type); one pass.
-        var, mean = torch.var_mean(x, dim=0, correction=0)
-        if bool(torch.isfinite(mean).all()):
-            n = torch.full_like(mean, x.shape[0], dtype=torch.float64)
-            return n, mean.double() + shift.double(), var.double() * x.shape[0]
-        if torch.isinf(x).any():  # only now look at which values were not finite
+        m = rows.shape[0]
+        # Sums of d = x - shift with the shift near the data (the running mean; for the
+        # first batch its own float64 mean) stay small and lose nothing in float32.
+        shift = (rows.mean(0, dtype=torch.float64) if self.mean_ is None else self.mean_)
+        shift = torch.where(torch.isfinite(shift), shift, 0).to(rows.dtype)
+        if self._buf is None or self._buf.shape[0] < m or self._buf.dtype != rows.dtype \
+                or self._buf.device != rows.device:
+            self._buf = torch.empty_like(rows)  # reused: a fresh 8 MB tensor per batch
+        d = self._buf[:m]                        # costs more in page faults than the math
+        torch.sub(rows, shift, out=d)
+        s1 = d.sum(0).double()
+        s2 = d.square_().sum(0).double()
+        if bool(torch.isfinite(s2).all() and torch.isfinite(s1).all()):
+            mean_d = s1 / m
+            m2 = s2 - m * mean_d**2
+            if bool((s2 <= 100 * m2).all()):  # little cancellation: float32 sums suffice
+                return torch.full_like(s1, m), mean_d + shift.double(), m2
+            var, mean = torch.var_mean(rows.double(), dim=0, correction=0)
+            return torch.full_like(s1, m), mean, var * m
+        return self._nonfinite_stats(rows)
+
+    def _nonfinite_stats(self, rows: torch.Tensor) -> tuple:
+        if torch.isinf(rows).any():
             raise ValueError("batch: contains infinite values")
         if self.nan_policy == "raise":
             raise ValueError("batch: contains NaN (use nan_policy='omit' to leave NaNs out "
                              "per feature)")
-        nan = torch.isnan(x)
+        nan = torch.isnan(rows)
+        x = torch.where(nan, 0, rows).double()
         n = (~nan).sum(0, dtype=torch.float64)
-        x0 = torch.where(nan, 0, x).double()
-        mean = x0.sum(0) / torch.where(n > 0, n, 1.0)
-        m2 = torch.where(nan, 0, x0 - mean).pow(2).sum(0)
-        return n, mean + shift.double(), m2
+        mean = x.sum(0) / torch.where(n > 0, n, 1.0)
+        m2 = torch.where(nan, 0, x - mean).pow(2).sum(0)
+        return n, mean, m2
 
     def update(self, batch) -> RunningStandardizer:
         """Add one batch (tensor or array); returns self."""

@@ -43,6 +43,17 @@ def standardizer_sync(rank: int, world: int, x: list) -> list:
     return [s.mean.tolist(), s.var.tolist()]
 
 
+def plateau_decisions(rank: int, world: int, seqs: list) -> list:
+    """Each rank steps with its own metric; the decisions must agree."""
+    from bagoftricks import FluctuationPlateau
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = FluctuationPlateau(opt)
+    for value in seqs[rank]:
+        sched.step(value)
+    return sched.cut_epochs
+
+
 def main() -> None:
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

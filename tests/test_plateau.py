@@ -1,0 +1,133 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bagoftricks import FluctuationPlateau
+from distributed import harness
+
+
+def _opt(lrs=(0.1,)):
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in lrs]
+    return torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs,
+                                                                        strict=True)])
+
+
+def cuts(seq, **kw):
+    sched = FluctuationPlateau(_opt(), **kw)
+    for x in seq:
+        sched.step(x)
+    return sched.cut_epochs
+
+
+def test_alternating_example_of_the_chapter_cuts():
+    seq = [1000 + (100 if t % 2 else -100) for t in range(40)]
+    got = cuts(seq)
+    assert got and got[0] == 16
+
+
+def test_strictly_decreasing_noisy_sequence_never_cuts():
+    rng = np.random.default_rng(0)
+    seq = 5 - np.cumsum(rng.uniform(1e-4, 0.05, size=300))
+    assert cuts(seq) == []
+
+
+def test_steady_noisy_decline_never_cuts():
+    rng = np.random.default_rng(1)
+    seq = 100 - np.arange(200) * 1.0 + rng.normal(0, 1, 200)
+    assert cuts(seq) == []
+
+
+def test_plateau_after_decline_cuts_within_sixteen_epochs():
+    # a decline of one noise sigma per epoch that stops dead at epoch 61 (1-based): the
+    # hardest case for an EMA, whose lag must first run out
+    t = np.arange(150)
+    on_time = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        seq = np.where(t < 60, 2.2 - 0.02 * t, 1.0) + rng.normal(0, 0.02, 150)
+        got = cuts(seq)
+        assert got and got[0] > 61, got  # never during the decline
+        on_time += got[0] <= 61 + 16
+    assert on_time >= 8
+
+
+def test_rising_loss_counts_as_no_progress():
+    assert cuts(np.linspace(1, 2, 30)) == [16]
+
+
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=120),
+       st.floats(1e-3, 1e3))
+def test_scale_free_and_max_mode_mirror(seq, scale):
+    base = cuts(seq)
+    assert cuts([x * scale for x in seq]) == base
+    assert cuts([-x for x in seq], mode="max") == base
+    assert all(e >= 16 for e in base)  # never before the window is full
+
+
+def test_lr_factor_min_lr_groups_and_growing_patience():
+    opt = _opt((0.1, 0.01))
+    sched = FluctuationPlateau(opt, factor=0.5, min_lr=[0.0, 0.004], patience_growth=2.0)
+    for t in range(200):
+        sched.step(1.0 + (0.1 if t % 2 else -0.1))
+    lrs = sched.get_last_lr()
+    assert lrs[1] == 0.004 and lrs == [g["lr"] for g in opt.param_groups]
+    gaps = np.diff([0, *sched.cut_epochs])
+    assert list(gaps[:3]) == [16, 32, 64]  # the wait doubles after each cut
+    assert lrs[0] == pytest.approx(0.1 * 0.5 ** len(sched.cut_epochs))
+
+
+def test_resume_cuts_at_the_same_epochs():
+    rng = np.random.default_rng(3)
+    seq = np.r_[np.linspace(2, 1, 40), 1 + rng.normal(0, 0.05, 120)]
+    full = FluctuationPlateau(_opt())
+    for x in seq:
+        full.step(x)
+    first = FluctuationPlateau(_opt())
+    for x in seq[:57]:
+        first.step(x)
+    opt2 = _opt()
+    opt2.param_groups[0]["lr"] = first.get_last_lr()[0]
+    resumed = FluctuationPlateau(opt2)
+    resumed.load_state_dict(first.state_dict())
+    for x in seq[57:]:
+        resumed.step(x)
+    assert resumed.cut_epochs == full.cut_epochs and len(full.cut_epochs) >= 2
+    assert resumed.get_last_lr() == full.get_last_lr()
+
+
+def test_non_finite_metric():
+    sched = FluctuationPlateau(_opt())
+    with pytest.raises(ValueError, match="metric: nan at epoch 1"):
+        sched.step(float("nan"))
+    skip = FluctuationPlateau(_opt(), nan_policy="skip")
+    assert skip.step(math.inf) is False and skip.last_epoch == 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"window": 15}, "window: "), ({"window": 0}, "window: "), ({"factor": 1.0}, "factor: "),
+    ({"beta": 1.0}, "beta: "), ({"threshold": -0.1}, "threshold: "),
+    ({"patience_growth": 0.5}, "patience_growth: "), ({"cooldown": -1}, "cooldown: "),
+    ({"mode": "up"}, "mode: "), ({"nan_policy": "ignore"}, "nan_policy: "),
+    ({"min_lr": [0.0, 0.0]}, "min_lr: "),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FluctuationPlateau(_opt(), **kwargs)
+    with pytest.raises(ValueError, match="optimizer: "):
+        FluctuationPlateau(object())
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_every_rank_cuts_at_the_same_epoch():
+    rng = np.random.default_rng(4)
+    # each rank sees its own noisy losses; the mean over ranks is what decides
+    seqs = [(np.r_[np.linspace(2, 1, 30), np.ones(40)] + rng.normal(0, 0.05, 70)).tolist()
+            for _ in range(2)]
+    results = harness.run("plateau_decisions", 2, seqs=seqs)
+    mean_seq = np.mean(seqs, axis=0)
+    assert results[0] == results[1] == cuts(mean_seq) != []
