@@ -6,6 +6,7 @@ from .accumulate import LossAccumulator
 from .bias import bias_for, init_bias_, initial_loss
 from .centralize import Centralized, centralize_, clip_grad_norm_
 from .imbalance import class_weights, sample_weights, weighted_loss
+from .linear import GLM, wls
 from .plateau import FluctuationPlateau
 from .sampler import OversamplingSampler
 from .scaling import Scaled, scale_hparams
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = [
     "Centralized",
     "FluctuationPlateau",
+    "GLM",
     "LossAccumulator",
     "OversamplingSampler",
     "RunningStandardizer",
@@ -33,5 +35,6 @@ __all__ = [
     "sample_weights",
     "scale_hparams",
     "weighted_loss",
+    "wls",
     "__version__",
 ]

@@ -1,0 +1,265 @@
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+
+from bagoftricks.linear import GLM, ConvergenceWarning, PerfectSeparationWarning, wls
+
+SM_FAMILIES = {"gaussian": sm.families.Gaussian, "binomial": sm.families.Binomial,
+               "poisson": sm.families.Poisson, "gamma": sm.families.Gamma}
+SM_LINKS = {"log": sm.families.links.Log, "identity": sm.families.links.Identity}
+
+
+def statsmodels_fit(family, X, y, w, link=None):
+    fam = SM_FAMILIES[family](SM_LINKS[link]()) if link else SM_FAMILIES[family]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.GLM(y, sm.add_constant(X, has_constant="add"), family=fam,
+                     var_weights=w).fit(tol=1e-13, maxiter=200)
+        # standard errors from the expected information at the converged parameters
+        # (statsmodels' IRLS bse use the weights of the iterate before the last one)
+        hess = res.model.hessian(res.params, scale=res.scale, observed=False)
+    return res, np.sqrt(np.diag(np.linalg.inv(-hess)))
+
+
+def assert_matches(model, res, bse):
+    np.testing.assert_allclose(np.r_[model.intercept_, model.coef_], res.params, rtol=0,
+                               atol=1e-8)
+    np.testing.assert_allclose(model.bse_, bse, rtol=0, atol=1e-8)
+    assert model.deviance_ == pytest.approx(res.deviance, abs=1e-8, rel=1e-12)
+    assert model.null_deviance_ == pytest.approx(res.null_deviance, abs=1e-8, rel=1e-12)
+    assert model.scale_ == pytest.approx(res.scale, rel=1e-9)
+
+
+def make_problem(family, seed, n, p):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    beta = rng.normal(0, 0.4, size=p)
+    eta = 0.3 + X @ beta
+    if family == "gaussian":
+        y = eta + rng.normal(size=n)
+    elif family == "binomial":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    elif family == "poisson":
+        y = rng.poisson(np.exp(eta)).astype(float)
+    else:
+        mu = np.exp(eta)
+        y = rng.gamma(2.0, mu / 2.0)
+    return X, y, rng.uniform(0.2, 3.0, size=n)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["gaussian", "binomial", "poisson", "gamma"]), st.integers(0, 10**6),
+       st.integers(60, 300), st.integers(1, 5))
+def test_equals_statsmodels_on_generated_problems(family, seed, n, p):
+    X, y, w = make_problem(family, seed, n, p)
+    link = "log" if family == "gamma" else None  # the inverse link may leave the support
+    model = GLM(family, link=link).fit(X, y, sample_weight=w)
+    assert_matches(model, *statsmodels_fit(family, X, y, w, link))
+
+
+def test_spector_logit():
+    d = sm.datasets.spector.load_pandas()
+    X, y = d.exog.values, d.endog.values
+    w = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    assert_matches(GLM("binomial").fit(X, y, sample_weight=w), *statsmodels_fit(
+        "binomial", X, y, w))
+
+
+def test_cpunish_poisson():
+    d = sm.datasets.cpunish.load_pandas()
+    X = d.exog.values.astype(float).copy()
+    X[:, 3] = np.log(X[:, 3])
+    y = d.endog.values.astype(float)
+    assert_matches(GLM("poisson").fit(X, y), *statsmodels_fit("poisson", X, y, np.ones(len(y))))
+
+
+def test_scotland_gamma_canonical_link():
+    d = sm.datasets.scotland.load_pandas()
+    X, y = d.exog.values, d.endog.values
+    w = np.random.default_rng(1).uniform(0.5, 2, len(y))
+    assert_matches(GLM("gamma").fit(X, y, sample_weight=w), *statsmodels_fit("gamma", X, y, w))
+
+
+def test_wls_equals_statsmodels_and_accepts_torch_and_several_targets():
+    d = sm.datasets.longley.load_pandas()
+    X, y = d.exog.values, d.endog.values
+    X = (X - X.mean(0)) / X.std(0)
+    w = np.random.default_rng(2).uniform(0.5, 2, len(y))
+    ref = sm.WLS(y, sm.add_constant(X), weights=w).fit()
+    coef, intercept = wls(X, y, sample_weight=w)
+    np.testing.assert_allclose(np.r_[intercept, coef], ref.params, rtol=1e-10, atol=1e-8)
+    Y = np.c_[y, 2 * y + 1]
+    coef2, intercept2 = wls(torch.as_tensor(X), torch.as_tensor(Y), sample_weight=w)
+    assert isinstance(coef2, torch.Tensor) and coef2.shape == (X.shape[1], 2)
+    np.testing.assert_allclose(coef2[:, 1].numpy(), 2 * coef, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(intercept2.numpy(), [intercept, 2 * intercept + 1], rtol=1e-9)
+    coef3, i3 = wls(X, y, fit_intercept=False)
+    np.testing.assert_allclose(coef3, sm.OLS(y, X).fit().params, rtol=1e-9, atol=1e-8)
+    assert i3 == 0.0
+
+
+def test_wls_ill_conditioned_falls_back_with_a_warning():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 3))
+    X = np.c_[X, X[:, 0] + X[:, 1]]
+    y = X[:, 0] + rng.normal(size=50)
+    with pytest.warns(RuntimeWarning, match=r"dependent columns \['x3'\]|x0|x1"):
+        coef, _ = wls(X, y)
+    np.testing.assert_allclose(X @ coef, X @ np.linalg.lstsq(np.c_[np.ones(50), X], y,
+                                                              rcond=None)[0][1:], atol=1e-6)
+    with pytest.raises(ValueError, match="X: rank-deficient"):
+        wls(X, y, rank_deficient="raise")
+
+
+def test_balanced_class_weight_equals_sklearn_sample_weights():
+    X, y, _ = make_problem("binomial", 5, 400, 3)
+    y[:300] = 0
+    a = GLM("binomial", class_weight="balanced").fit(X, y)
+    b = GLM("binomial").fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-12)
+    c = GLM("binomial", class_weight={0: 2.0, 1: 0.5}).fit(X, y)
+    d = GLM("binomial").fit(X, y, sample_weight=np.where(y == 1, 0.5, 2.0))
+    np.testing.assert_allclose(c.coef_, d.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])
+def test_l2_penalty_equals_sklearn_logistic_regression(alpha):
+    X, y, w = make_problem("binomial", 7, 300, 4)
+    ours = GLM("binomial", alpha=alpha).fit(X, y, sample_weight=w)
+    ref = LogisticRegression(C=1 / alpha, tol=1e-12, max_iter=1000,
+                             solver="newton-cholesky").fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef_, ref.coef_[0], atol=1e-8)
+    assert ours.intercept_ == pytest.approx(ref.intercept_[0], abs=1e-8)
+
+
+def test_sklearn_conventions_pipeline_and_cross_validation():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 3))  # a clear signal, so every fold explains deviance
+    y = (rng.random(200) < 1 / (1 + np.exp(-(2 * X[:, 0] - X[:, 1])))).astype(float)
+    model = GLM("binomial", alpha=0.5)
+    assert clone(model).get_params() == model.get_params()
+    assert model.set_params(alpha=1.0) is model and model.alpha == 1.0
+    with pytest.raises(ValueError, match="bogus: not a parameter"):
+        model.set_params(bogus=1)
+    pipe = make_pipeline(StandardScaler(), GLM("binomial"))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0)
+    auc = cross_val_score(GLM("binomial"), X, y, cv=3, scoring="roc_auc")
+    assert np.all(auc > 0.5)
+    fitted = GLM("binomial").fit(X, y)
+    proba = fitted.predict_proba(X)
+    np.testing.assert_allclose(proba[:, 1], fitted.predict(X))
+    np.testing.assert_allclose(fitted.decision_function(X), X @ fitted.coef_ + fitted.intercept_)
+    assert "P>|z|" in fitted.summary() and "x2" in fitted.summary()
+    assert fitted.n_iter_ >= 2 and fitted.converged_
+
+
+def test_float32_input_within_documented_tolerance():
+    X, y, w = make_problem("poisson", 9, 500, 3)
+    f64 = GLM("poisson").fit(X, y, sample_weight=w)
+    f32 = GLM("poisson").fit(X.astype(np.float32), y, sample_weight=w)
+    np.testing.assert_allclose(f32.coef_, f64.coef_, rtol=1e-4, atol=1e-4)
+
+
+def test_perfect_separation_warns_with_finite_coefficients_or_raises():
+    X = np.r_[np.linspace(-3, -0.5, 20), np.linspace(0.5, 3, 20)][:, None]
+    y = (X[:, 0] > 0).astype(float)
+    with pytest.warns(PerfectSeparationWarning, match="perfect separation"):
+        model = GLM("binomial").fit(X, y)
+    assert np.all(np.isfinite(model.coef_)) and model.coef_[0] > 5
+    with pytest.raises(ValueError, match="perfect separation"):
+        GLM("binomial", separation="raise").fit(X, y)
+    y2 = y.copy()
+    X2 = np.r_[X, [[0.6], [0.7]]]
+    y2 = np.r_[y2, 0, 1]  # overlap only at the boundary: quasi-perfect separation
+    with pytest.warns(PerfectSeparationWarning, match="quasi-perfect|perfect"):
+        GLM("binomial").fit(X2, y2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GLM("binomial", alpha=1.0).fit(X, y)  # a penalty makes it identified
+
+
+def test_rank_deficient_names_columns_or_uses_pinv():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(80, 3))
+    X = np.c_[X, 2 * X[:, 1]]
+    y = rng.poisson(2, size=80).astype(float)
+    with pytest.raises(ValueError, match=r"X: rank-deficient, columns \['x(1|3)'\]"):
+        GLM("poisson").fit(X, y)
+    with pytest.warns(RuntimeWarning, match="pinv"):
+        model = GLM("poisson", rank_deficient="pinv").fit(X, y)
+    full = GLM("poisson").fit(X[:, :3], y)
+    np.testing.assert_allclose(model.predict(X), full.predict(X[:, :3]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("family, y, match", [
+    ("poisson", [1.0, -1.0, 2.0], r"y: the poisson family needs y >= 0"),
+    ("binomial", [0.0, 1.5, 1.0], r"y: the binomial family needs y in \[0, 1\]"),
+    ("gamma", [1.0, 0.0, 2.0], r"y: the gamma family needs y > 0"),
+])
+def test_y_outside_the_support(family, y, match):
+    with pytest.raises(ValueError, match=match):
+        GLM(family).fit(np.arange(6.0).reshape(3, 2), y)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"X": [[np.nan, 1.0], [1.0, 2.0]]}, "X: contains NaN"),
+    ({"y": [np.inf, 1.0]}, "y: contains NaN"),
+    ({"sample_weight": [1.0, np.nan]}, "sample_weight: contains NaN"),
+    ({"sample_weight": [1.0, -1.0]}, "sample_weight: negative"),
+    ({"y": [1.0, 2.0, 3.0]}, "y: has 3 rows"),
+    ({"X": [1.0, 2.0]}, "X: expected 2-D"),
+])
+def test_bad_input(kwargs, match):
+    args = {"X": [[0.0, 1.0], [1.0, 3.0]], "y": [1.0, 2.0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GLM("gaussian").fit(args["X"], args["y"], sample_weight=args.get("sample_weight"))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"family": "tweedie"}, "family: "), ({"link": "probit"}, "link: "),
+    ({"alpha": -1}, "alpha: "), ({"max_iter": 0}, "max_iter: "), ({"tol": 0}, "tol: "),
+    ({"separation": "ignore"}, "separation: "), ({"rank_deficient": "drop"}, "rank_deficient: "),
+    ({"class_weight": "auto", "family": "binomial"}, "class_weight: "),
+    ({"class_weight": "balanced"}, "class_weight: needs family='binomial'"),
+])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GLM(**kwargs).fit(np.arange(8.0).reshape(4, 2), [0.0, 1.0, 1.0, 0.0])
+
+
+def test_non_convergence_warns_with_the_last_change():
+    X, y, _ = make_problem("poisson", 11, 200, 3)
+    with pytest.warns(ConvergenceWarning, match="no convergence in 1 iterations; the last "
+                                                "deviance change"):
+        model = GLM("poisson", max_iter=1).fit(X, y)
+    assert not model.converged_
+
+
+def test_predict_checks():
+    with pytest.raises(RuntimeError, match="call fit"):
+        GLM().predict([[1.0]])
+    model = GLM().fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.5])
+    with pytest.raises(ValueError, match="X: has 2 columns"):
+        model.predict([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="predict_proba: only"):
+        model.predict_proba([[1.0]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_equals_cpu():
+    X, y, w = make_problem("binomial", 12, 500, 4)
+    cpu = GLM("binomial").fit(X, y, sample_weight=w)
+    gpu = GLM("binomial", device="cuda").fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(gpu.coef_, cpu.coef_, atol=1e-8)
