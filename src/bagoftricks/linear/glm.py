@@ -21,7 +21,8 @@ import scipy.stats
 from ..imbalance import class_weights as balanced_class_weights
 from .families import family as make_family
 from .families import link as make_link
-from .solve import gram, solve_normal
+from .solve import normal_equations as cpu_normal_equations
+from .solve import solve_normal
 from .validate import as_float_array, check_weights
 
 
@@ -34,6 +35,7 @@ class PerfectSeparationWarning(UserWarning):
 
 
 def _torch_backend(device: str):
+    """(array module, to-device, normal equations, to-NumPy) for a CUDA device."""
     import torch
 
     if not torch.cuda.is_available():
@@ -42,13 +44,10 @@ def _torch_backend(device: str):
     def to(a):
         return torch.as_tensor(a, device=device)
 
-    def gram_t(Xw, sw):
-        A = Xw.T @ Xw
-        if sw is not None:
-            top = torch.cat([(sw @ sw)[None], Xw.T @ sw])
-            A = torch.cat([top[None], torch.cat([top[1:, None], A], 1)], 0)
-        return A.cpu().numpy()
-    return torch, to, gram_t, lambda t: t.cpu().numpy()
+    def normal_eq(X, sw, rhs, fit_intercept):
+        Z = torch.cat([sw[:, None], X * sw[:, None]], 1) if fit_intercept else X * sw[:, None]
+        return (Z.T @ Z).cpu().numpy(), (Z.T @ rhs).cpu().numpy()
+    return torch, to, normal_eq, lambda t: t.cpu().numpy()
 
 
 def _inverse_psd(A: np.ndarray) -> np.ndarray:
@@ -190,9 +189,9 @@ class GLM:
                              f"(min {y.min():g}, max {y.max():g})")
         w = self._weights(y, sample_weight)
         if self.device == "cpu":
-            xp, to, gram_fn, to_np = np, (lambda a: a), gram, (lambda a: a)
+            xp, to, normal_eq, to_np = np, (lambda a: a), cpu_normal_equations, (lambda a: a)
         else:
-            xp, to, gram_fn, to_np = _torch_backend(self.device)
+            xp, to, normal_eq, to_np = _torch_backend(self.device)
         fam = make_family(self.family, xp)
         lk = make_link(self.link, fam, xp)
         self.n_features_in_ = X.shape[1]
@@ -216,18 +215,11 @@ class GLM:
             dev = float((wd * fam.unit_deviance(yd, mu)).sum())
             return dev, dev + float(penalty @ beta**2)
 
-        buf = xp.empty_like(Xd)
-
         def normal_equations(mu, eta):
             gp = lk.deriv(mu)
             W = wd / (fam.variance(mu) * gp**2)
             sw = xp.sqrt(W)
-            xp.multiply(Xd, sw[:, None], out=buf)
-            A = gram_fn(buf, sw if fi else None)
-            rhs = sw * (eta + (yd - mu) * gp)
-            b = to_np(buf.T @ rhs)
-            if fi:
-                b = np.concatenate([[float(sw @ rhs)], b])
+            A, b = normal_eq(Xd, sw, sw * (eta + (yd - mu) * gp), self.fit_intercept)
             return A + np.diag(penalty), b, W
 
         mu = fam.start_mu(yd, wd)

@@ -14,21 +14,37 @@ class RankDeficientError(ValueError):
     """X has columns that are linear combinations of the others."""
 
 
-def gram(Xw: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
-    """``[sw, Xw]ᵀ[sw, Xw]`` (intercept first when ``sw`` is given), lower triangle by
-    SYRK (half the flops of a general matmul), then mirrored."""
-    syrk = dsyrk if Xw.dtype == np.float64 else ssyrk
-    # Xw is C-ordered (n, p): Xwᵀ is Fortran-ordered, so SYRK reads it without a copy.
-    xtx = syrk(1.0, Xw.T, trans=0, lower=1)
-    xtx = np.tril(xtx) + np.tril(xtx, -1).T
-    if sw is None:
-        return xtx
-    p = Xw.shape[1]
-    out = np.empty((p + 1, p + 1), dtype=xtx.dtype)
-    out[1:, 1:] = xtx
-    out[0, 1:] = out[1:, 0] = Xw.T @ sw
-    out[0, 0] = sw @ sw
-    return out
+def normal_equations(X: np.ndarray, sw: np.ndarray, rhs: np.ndarray, fit_intercept: bool,
+                     block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``A = [1, X]ᵀ W [1, X]`` and ``b = [1, X]ᵀ sqrt(W) rhs`` (intercept first when
+    ``fit_intercept``), with ``sw = sqrt(W)`` and ``rhs`` of shape (n,) or (n, k).
+
+    Rows are taken ``block`` at a time into ``Z = [sw, sqrt(W) X, rhs]``, which stays in
+    cache while one SYRK (half the flops of a general matmul) adds ``ZᵀZ``'s lower
+    triangle: every product needed comes from that one call, X is read once per call
+    and no ``n x p`` temporary is made.
+    """
+    n, p = X.shape
+    r = rhs.reshape(n, -1)
+    k = r.shape[1]
+    syrk = dsyrk if X.dtype == np.float64 else ssyrk
+    width = 1 + p + k
+    acc = np.zeros((width, width), dtype=X.dtype, order="F")
+    buf = np.empty((min(block, n), width), dtype=X.dtype)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        Z = buf[:stop - start]
+        Z[:, 0] = sw[start:stop]
+        np.multiply(X[start:stop], sw[start:stop, None], out=Z[:, 1:1 + p])
+        Z[:, 1 + p:] = r[start:stop]
+        # Z is C-ordered (rows, width): Zᵀ is Fortran-ordered, so SYRK reads it as it is.
+        acc = syrk(1.0, Z.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
+    full = np.tril(acc).astype(np.float64)
+    full = full + np.tril(full, -1).T
+    first = 0 if fit_intercept else 1
+    A = full[first:1 + p, first:1 + p]
+    b = full[1 + p:, first:1 + p].T
+    return A, b.reshape((A.shape[0],) + rhs.shape[1:])
 
 
 def dependent_columns(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .solve import gram, solve_normal
+from .solve import normal_equations, solve_normal
 from .validate import as_float_array, check_weights
 
 
@@ -34,12 +34,7 @@ def wls(X, y, sample_weight=None, fit_intercept: bool = True,
         raise ValueError(f"rank_deficient: expected 'raise' or 'pinv', got {rank_deficient!r}")
     w = check_weights(sample_weight, Xn.shape[0], Xn.dtype)
     sw = np.sqrt(w)
-    Xw = Xn * sw[:, None]
-    yw = (yn.T * sw).T
-    A = gram(Xw, sw if fit_intercept else None)
-    b = Xw.T @ yw
-    if fit_intercept:
-        b = np.concatenate([(sw @ yw)[None], b], axis=0)
+    A, b = normal_equations(Xn, sw, (yn.T * sw).T, fit_intercept)
     names = (["intercept"] if fit_intercept else []) + [f"x{j}" for j in range(Xn.shape[1])]
     beta = solve_normal(A, b, fallback=rank_deficient, names=names)
     coef, intercept = (beta[1:], beta[0]) if fit_intercept else (beta, np.zeros_like(beta[0]))
