@@ -263,3 +263,10 @@ def test_cuda_equals_cpu():
     cpu = GLM("binomial").fit(X, y, sample_weight=w)
     gpu = GLM("binomial", device="cuda").fit(X, y, sample_weight=w)
     np.testing.assert_allclose(gpu.coef_, cpu.coef_, atol=1e-8)
+
+
+def test_large_n_warm_start_from_a_subsample_is_still_exact():
+    X, y, w = make_problem("binomial", 13, 120_000, 3)
+    model = GLM("binomial").fit(X, y, sample_weight=w)
+    assert model.n_iter_ <= 4  # the subsample start leaves a few full iterations
+    assert_matches(model, *statsmodels_fit("binomial", X, y, w))

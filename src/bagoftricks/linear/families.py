@@ -48,11 +48,11 @@ class Family:
     in_support: Callable      # y -> bool array
     fixed_scale: bool         # True: dispersion 1 (binomial, Poisson)
 
-    def start_mu(self, y, w):
-        """IRLS starting mean, as statsmodels does it."""
+    def start_mu(self, y, w, ybar: float):
+        """IRLS starting mean, as statsmodels does it (``ybar``: the weighted mean of y)."""
         if self.name == "binomial":
             return (w * y + 0.5) / (w + 1)
-        return (y + (w * y).sum() / w.sum()) / 2
+        return (y + ybar) / 2
 
 
 def family(name: str, xp) -> Family:

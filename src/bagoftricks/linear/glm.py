@@ -21,8 +21,7 @@ import scipy.stats
 from ..imbalance import class_weights as balanced_class_weights
 from .families import family as make_family
 from .families import link as make_link
-from .solve import normal_equations as cpu_normal_equations
-from .solve import solve_normal
+from .solve import Gram, solve_normal
 from .validate import as_float_array, check_weights
 
 
@@ -34,20 +33,107 @@ class PerfectSeparationWarning(UserWarning):
     """A binomial fit predicts some observations with probability 0 or 1."""
 
 
-def _torch_backend(device: str):
-    """(array module, to-device, normal equations, to-NumPy) for a CUDA device."""
+def _to_device(device: str):
+    """The function moving NumPy arrays to ``device`` (identity on the CPU)."""
+    if device == "cpu":
+        return lambda a: a
     import torch
 
     if not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} requested but torch sees no CUDA device")
+    return lambda a: torch.as_tensor(a, device=device)
 
-    def to(a):
-        return torch.as_tensor(a, device=device)
 
-    def normal_eq(X, sw, rhs, fit_intercept):
-        Z = torch.cat([sw[:, None], X * sw[:, None]], 1) if fit_intercept else X * sw[:, None]
-        return (Z.T @ Z).cpu().numpy(), (Z.T @ rhs).cpu().numpy()
-    return torch, to, normal_eq, lambda t: t.cpu().numpy()
+WARM_START_MIN_ROWS = 100_000
+BLOCK_ROWS = 4096
+
+
+class _IRLS:
+    """One IRLS problem: family, link, data and penalty.
+
+    ``sweep(beta)`` is one pass over X in blocks of rows (on a GPU, one block): the
+    deviance at ``beta`` and the normal equations there, with the block's working
+    weights, working response and ``Z = [sw, sqrt(W) X, sqrt(W) z]`` computed while the
+    block is in cache. ``run`` solves and sweeps until the deviance and the
+    coefficients settle.
+    """
+
+    def __init__(self, fam, link_name, to, X, y, w, penalty, fit_intercept, names,
+                 rank_deficient):
+        self.numpy = isinstance(to(y[:1]), np.ndarray)
+        self.xp = np if self.numpy else __import__("torch")
+        self.fam, self.lk = fam, make_link(link_name, fam, self.xp)
+        self.to, self.X, self.y, self.w = to, to(X), to(y), to(w)
+        self.ybar = float((w * y).sum() / w.sum())
+        self.penalty, self.fi, self.names = penalty, int(fit_intercept), names
+        self.rank_deficient = rank_deficient
+        self.block = BLOCK_ROWS if self.numpy else X.shape[0]
+
+    def _mean(self, X, beta):
+        eta = X @ self.to(beta[self.fi:]) + (float(beta[0]) if self.fi else 0.0)
+        if self.lk.name == "logit":
+            eta = self.xp.clip(eta, -36.0, 36.0)  # keeps mu strictly inside (0, 1)
+        elif self.lk.name == "log":
+            eta = self.xp.clip(eta, -700.0, 700.0)
+        return eta, self.lk.inverse(eta)
+
+    def sweep(self, beta):
+        """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1)."""
+        xp, (n, p) = self.xp, self.X.shape
+        gram = Gram(p + 2, self.X)
+        buf = (np.empty((min(self.block, n), p + 2), dtype=self.X.dtype) if self.numpy
+               else self.X.new_empty((n, p + 2)))
+        dev = pearson = 0.0
+        saturated = 0
+        for start in range(0, n, self.block):
+            rows = slice(start, min(start + self.block, n))
+            X, y, w = self.X[rows], self.y[rows], self.w[rows]
+            if beta is None:
+                mu = self.fam.start_mu(y, w, self.ybar)
+                eta = self.lk.link(mu)
+            else:
+                eta, mu = self._mean(X, beta)
+            var = self.fam.variance(mu)
+            dev += float((w * self.fam.unit_deviance(y, mu)).sum())
+            pearson += float((w * (y - mu) ** 2 / var).sum())
+            if self.fam.name == "binomial":
+                saturated += int((((mu < 1e-8) | (mu > 1 - 1e-8)) & (w > 0)).sum())
+            gp = self.lk.deriv(mu)
+            sw = xp.sqrt(w / (var * gp**2))
+            Z = buf[:rows.stop - start]
+            Z[:, 0] = sw
+            xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
+            Z[:, 1 + p] = sw * (eta + (y - mu) * gp)
+            gram.add(Z)
+        A, b = gram.normal_equations(p, bool(self.fi))
+        return A + np.diag(self.penalty), b[:, 0], dev, pearson, saturated
+
+    def run(self, beta, tol, max_iter):
+        """Iterate from ``beta`` (None: the family's starting mean). Returns a dict with
+        beta, A at beta, iterations, converged, the last change, deviances, Pearson
+        chi² and the count of saturated observations."""
+        A, b, dev, pearson, saturated = self.sweep(beta)
+        if not (np.isfinite(A).all() and np.isfinite(b).all()):
+            raise ValueError("X: contains NaN or infinite values")
+        last, change, it, converged = math.inf, math.inf, 0, False
+        while it < max_iter:
+            it += 1
+            new = solve_normal(A, b, fallback=self.rank_deficient, names=self.names)
+            A, b, dev, pearson, saturated = self.sweep(new)
+            pen_dev = dev + float(self.penalty @ new**2)
+            step = np.abs(new - beta).max() if beta is not None else math.inf
+            beta, change, last = new, abs(last - pen_dev), pen_dev
+            # Both settle: the deviance, and the coefficients (Fisher scoring with a
+            # non-canonical link converges only linearly, so the deviance alone stops
+            # early). Separated observations make the coefficients grow without end while
+            # the deviance no longer moves: stop there too (_check_separation says why).
+            if change <= tol * (abs(pen_dev) + 1.0) and (
+                    step <= 10 * tol * (1.0 + np.abs(beta).max()) or saturated):
+                converged = True
+                break
+        return {"beta": beta, "A": A, "iterations": it, "converged": converged,
+                "change": change, "penalized_deviance": last, "deviance": dev,
+                "pearson": pearson, "saturated": saturated}
 
 
 def _inverse_psd(A: np.ndarray) -> np.ndarray:
@@ -179,7 +265,8 @@ class GLM:
     def fit(self, X, y, sample_weight=None) -> GLM:
         """Fit by IRLS; returns self."""
         self._check_params()
-        X = as_float_array(X, "X", ndim=2)
+        # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
+        X = as_float_array(X, "X", ndim=2, check_finite=False)
         y = as_float_array(y, "y", ndim=1, dtype=X.dtype)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
@@ -188,100 +275,60 @@ class GLM:
             raise ValueError(f"y: the {self.family} family needs y {fam.support} "
                              f"(min {y.min():g}, max {y.max():g})")
         w = self._weights(y, sample_weight)
-        if self.device == "cpu":
-            xp, to, normal_eq, to_np = np, (lambda a: a), cpu_normal_equations, (lambda a: a)
-        else:
-            xp, to, normal_eq, to_np = _torch_backend(self.device)
-        fam = make_family(self.family, xp)
-        lk = make_link(self.link, fam, xp)
+        to = _to_device(self.device)
         self.n_features_in_ = X.shape[1]
         names = (["intercept"] if self.fit_intercept else []) + [
             f"x{j}" for j in range(X.shape[1])]
         tol = max(self.tol, 1e-6) if X.dtype == np.float32 else self.tol
-        Xd, yd, wd = to(X), to(y), to(w)
         fi = int(self.fit_intercept)
         penalty = np.full(X.shape[1] + fi, self.alpha)
         penalty[:fi] = 0.0
+        fam = make_family(self.family, np if self.device == "cpu" else __import__("torch"))
 
-        def mean_of(beta):
-            eta = Xd @ to(beta[fi:]) + (float(beta[0]) if fi else 0.0)
-            if lk.name == "logit":
-                eta = xp.clip(eta, -36.0, 36.0)  # keeps mu strictly inside (0, 1)
-            elif lk.name == "log":
-                eta = xp.clip(eta, -700.0, 700.0)
-            return eta, lk.inverse(eta)
+        def problem(Xs, ys, ws):
+            return _IRLS(fam, self.link, to, Xs, ys, ws, penalty, self.fit_intercept, names,
+                         self.rank_deficient)
 
-        def objective(mu, beta):
-            dev = float((wd * fam.unit_deviance(yd, mu)).sum())
-            return dev, dev + float(penalty @ beta**2)
-
-        def normal_equations(mu, eta):
-            gp = lk.deriv(mu)
-            W = wd / (fam.variance(mu) * gp**2)
-            sw = xp.sqrt(W)
-            A, b = normal_eq(Xd, sw, sw * (eta + (yd - mu) * gp), self.fit_intercept)
-            return A + np.diag(penalty), b, W
-
-        mu = fam.start_mu(yd, wd)
-        eta = lk.link(mu)
-        beta, last = None, math.inf
-        self.converged_ = False
-        it = 0
-        while it < self.max_iter:
-            it += 1
-            A, b, _ = normal_equations(mu, eta)
-            previous = beta
-            beta = solve_normal(A, b, fallback=self.rank_deficient, names=names)
-            eta, mu = mean_of(beta)
-            dev, pen_dev = objective(mu, beta)
-            change = abs(last - pen_dev)
-            last = pen_dev
-            # Both settle: the deviance, and the coefficients (Fisher scoring with a
-            # non-canonical link converges only linearly, so the deviance alone stops
-            # early).
-            step = np.abs(beta - previous).max() if previous is not None else math.inf
-            if change <= tol * (abs(pen_dev) + 1.0) and (
-                    step <= 10 * tol * (1.0 + np.abs(beta).max())
-                    or (lk.name == "logit" and bool((xp.abs(eta) >= 36.0).any()))):
-                # (separated observations: the coefficients would grow without end
-                # while the deviance no longer moves; stop, _check_separation says why)
-                self.converged_ = True
-                break
-        self.n_iter_ = it
+        beta0 = None
+        if X.shape[0] >= WARM_START_MIN_ROWS:  # a few cheap iterations on a subsample
+            rows = np.sort(np.random.default_rng(0).choice(
+                X.shape[0], max(X.shape[0] // 20, 50 * X.shape[1]), replace=False))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    beta0 = problem(X[rows], y[rows], w[rows]).run(None, 1e-5,
+                                                                   self.max_iter)["beta"]
+            except (ValueError, np.linalg.LinAlgError):
+                beta0 = None  # (a subsample can separate or lose rank: start plainly)
+        fit = problem(X, y, w).run(beta0, tol, self.max_iter)
+        beta = fit["beta"]
+        self.n_iter_, self.converged_ = fit["iterations"], fit["converged"]
         if not self.converged_:
+            change, pen = fit["change"], fit["penalized_deviance"]
             warnings.warn(f"GLM: no convergence in {self.max_iter} iterations; the last "
                           f"deviance change was {change:.3g} (relative "
-                          f"{change / (abs(pen_dev) + 1):.3g}, tol {tol:g})",
+                          f"{change / (abs(pen) + 1):.3g}, tol {tol:g})",
                           ConvergenceWarning, stacklevel=2)
         self.intercept_ = float(beta[0]) if fi else 0.0
         self.coef_ = np.asarray(beta[fi:])
-        self.deviance_ = dev
+        self.deviance_ = fit["deviance"]
         ybar = (w * y).sum() / w.sum()
         self.null_deviance_ = float((w * make_family(self.family, np).unit_deviance(
             y, np.full_like(y, ybar))).sum()) if fi else None
-        A, _, W = normal_equations(mu, eta)
-        mu_np = to_np(mu)
-        if fam.fixed_scale:
-            self.scale_ = 1.0
-        else:
-            pearson = (w * (y - mu_np) ** 2 / make_family(self.family, np).variance(mu_np))
-            self.scale_ = float(pearson.sum() / max(X.shape[0] - len(beta), 1))
-        self.cov_params_ = _inverse_psd(A) * self.scale_
-        se = np.sqrt(np.diag(self.cov_params_))
-        self.bse_ = se
+        self.scale_ = 1.0 if fam.fixed_scale else float(
+            fit["pearson"] / max(X.shape[0] - len(beta), 1))
+        self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
+        self.bse_ = np.sqrt(np.diag(self.cov_params_))
         self._names = names
-        if self.family == "binomial":
-            self._check_separation(y, mu_np, w)
+        if fit["saturated"]:
+            self._report_separation(fit["saturated"], int((w > 0).sum()))
         return self
 
-    def _check_separation(self, y, mu, w) -> None:
-        near = ((mu < 1e-8) | (mu > 1 - 1e-8)) & (w > 0)
-        if not near.any():
-            return
-        kind = "perfect" if near.sum() == (w > 0).sum() else "quasi-perfect"
-        msg = (f"GLM: {kind} separation: {int(near.sum())} of {int((w > 0).sum())} "
-               "observations are fitted with probability within 1e-8 of 0 or 1, so their "
-               "coefficients are not identified (use alpha > 0 to penalize)")
+    def _report_separation(self, saturated: int, n: int) -> None:
+        kind = "perfect" if saturated == n else "quasi-perfect"
+        msg = (f"GLM: {kind} separation: {saturated} of {n} observations are fitted with "
+               "probability within 1e-8 of 0 or 1, so their coefficients are not "
+               "identified (use alpha > 0 to penalize)")
         if self.separation == "raise":
             raise ValueError(msg)
         warnings.warn(msg, PerfectSeparationWarning, stacklevel=3)

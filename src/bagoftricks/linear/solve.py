@@ -14,36 +14,56 @@ class RankDeficientError(ValueError):
     """X has columns that are linear combinations of the others."""
 
 
+class Gram:
+    """``ZᵀZ`` accumulated one block of rows at a time, for ``Z = [sw, sqrt(W) X, rhs]``.
+
+    NumPy blocks go through a SYRK (half the flops of a general matmul, lower triangle
+    only); torch blocks (a GPU) through a matmul. Every product the normal equations
+    need comes from that one call per block, so X is read once per pass and no
+    ``n x p`` temporary is made.
+    """
+
+    def __init__(self, width: int, like) -> None:
+        self.numpy = isinstance(like, np.ndarray)
+        if self.numpy:
+            self.syrk = dsyrk if like.dtype == np.float64 else ssyrk
+            self.acc = np.zeros((width, width), dtype=like.dtype, order="F")
+        else:
+            self.acc = like.new_zeros((width, width))
+
+    def add(self, Z) -> None:
+        if self.numpy:  # Z is C-ordered (rows, width): Zᵀ is Fortran-ordered for SYRK
+            self.acc = self.syrk(1.0, Z.T, beta=1.0, c=self.acc, trans=0, lower=1,
+                                 overwrite_c=1)
+        else:
+            self.acc += Z.T @ Z
+
+    def normal_equations(self, p: int, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``A`` ((p [+1]) x (p [+1]), intercept first) and ``b`` (one column per rhs)."""
+        acc = self.acc if self.numpy else self.acc.cpu().numpy()
+        full = np.tril(acc).astype(np.float64) if self.numpy else acc.astype(np.float64)
+        if self.numpy:
+            full = full + np.tril(full, -1).T
+        first = 0 if fit_intercept else 1
+        return full[first:1 + p, first:1 + p], full[1 + p:, first:1 + p].T
+
+
 def normal_equations(X: np.ndarray, sw: np.ndarray, rhs: np.ndarray, fit_intercept: bool,
                      block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """``A = [1, X]ᵀ W [1, X]`` and ``b = [1, X]ᵀ sqrt(W) rhs`` (intercept first when
-    ``fit_intercept``), with ``sw = sqrt(W)`` and ``rhs`` of shape (n,) or (n, k).
-
-    Rows are taken ``block`` at a time into ``Z = [sw, sqrt(W) X, rhs]``, which stays in
-    cache while one SYRK (half the flops of a general matmul) adds ``ZᵀZ``'s lower
-    triangle: every product needed comes from that one call, X is read once per call
-    and no ``n x p`` temporary is made.
-    """
+    ``fit_intercept``), ``sw = sqrt(W)``, ``rhs`` (n,) or (n, k), by ``Gram`` blocks."""
     n, p = X.shape
     r = rhs.reshape(n, -1)
-    k = r.shape[1]
-    syrk = dsyrk if X.dtype == np.float64 else ssyrk
-    width = 1 + p + k
-    acc = np.zeros((width, width), dtype=X.dtype, order="F")
-    buf = np.empty((min(block, n), width), dtype=X.dtype)
+    gram = Gram(1 + p + r.shape[1], X)
+    buf = np.empty((min(block, n), 1 + p + r.shape[1]), dtype=X.dtype)
     for start in range(0, n, block):
         stop = min(start + block, n)
         Z = buf[:stop - start]
         Z[:, 0] = sw[start:stop]
         np.multiply(X[start:stop], sw[start:stop, None], out=Z[:, 1:1 + p])
         Z[:, 1 + p:] = r[start:stop]
-        # Z is C-ordered (rows, width): Zᵀ is Fortran-ordered, so SYRK reads it as it is.
-        acc = syrk(1.0, Z.T, beta=1.0, c=acc, trans=0, lower=1, overwrite_c=1)
-    full = np.tril(acc).astype(np.float64)
-    full = full + np.tril(full, -1).T
-    first = 0 if fit_intercept else 1
-    A = full[first:1 + p, first:1 + p]
-    b = full[1 + p:, first:1 + p].T
+        gram.add(Z)
+    A, b = gram.normal_equations(p, fit_intercept)
     return A, b.reshape((A.shape[0],) + rhs.shape[1:])
 
 

@@ -6,8 +6,10 @@ import numpy as np
 import torch
 
 
-def as_float_array(value, name: str, ndim=(1, 2), dtype=None) -> np.ndarray:
-    """A finite float NumPy array (float64 unless ``dtype`` or float32 input says so)."""
+def as_float_array(value, name: str, ndim=(1, 2), dtype=None,
+                   check_finite: bool = True) -> np.ndarray:
+    """A float NumPy array (float64 unless ``dtype`` or float32 input says so), finite
+    unless ``check_finite=False`` (for callers that detect it more cheaply later)."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     try:
@@ -24,7 +26,7 @@ def as_float_array(value, name: str, ndim=(1, 2), dtype=None) -> np.ndarray:
         raise ValueError(f"{name}: empty")
     target = dtype or (np.float32 if arr.dtype == np.float32 else np.float64)
     arr = np.ascontiguousarray(arr, dtype=target)
-    if not np.isfinite(arr).all():
+    if check_finite and not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
     return arr
 
