@@ -11,6 +11,7 @@ from .plateau import FluctuationPlateau
 from .sampler import OversamplingSampler
 from .scaling import Scaled, scale_hparams
 from .standardize import RunningStandardizer, Standardize
+from .train import FitResult, History, Tricks, fit
 
 try:
     __version__ = version("bagoftricks")
@@ -19,17 +20,21 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "Centralized",
+    "FitResult",
     "FluctuationPlateau",
     "GLM",
+    "History",
     "LossAccumulator",
     "OversamplingSampler",
     "RunningStandardizer",
     "Scaled",
     "Standardize",
+    "Tricks",
     "bias_for",
     "centralize_",
     "clip_grad_norm_",
     "class_weights",
+    "fit",
     "init_bias_",
     "initial_loss",
     "sample_weights",

@@ -1,7 +1,15 @@
-"""The ``bagoftricks`` command."""
+"""The ``bagoftricks`` command: demo, compare, doctor, fit, predict, glm, bench."""
 
 from __future__ import annotations
 
+import functools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -9,7 +17,13 @@ from rich.table import Table
 from . import __version__
 
 app = typer.Typer(help="Tricks that make neural nets train faster and correctly.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _console() -> Console:
+    console = Console()
+    console.width = max(console.width, 120)
+    return console
 
 
 def _version(value: bool) -> None:
@@ -24,20 +38,256 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
     """Tricks that make neural nets train faster and correctly."""
 
 
-@app.command()
-def demo(steps: int = typer.Option(100, help="Training steps per run."),
-         seed: int = typer.Option(0, help="Seed of the model and the batches.")) -> None:
-    """Bias initialization on imbalanced bundled data: step-0 and step-N loss."""
-    from .demo import bias_init_table
+def clean_errors(fn):
+    """Bad input ends with one line on stderr and exit code 2, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+    return wrapper
 
-    table = Table(title=f"Last-layer bias initialization (MLP, Adam 1e-3, {steps} steps of 32)")
-    for col in ("dataset", "kind", "label-only", "step0 b=0", "step0 init",
-                f"step{steps} b=0", f"step{steps} init"):
-        table.add_column(col, justify="left" if col in ("dataset", "kind") else "right")
-    for r in bias_init_table(steps, seed):
-        table.add_row(r.dataset, r.kind, *(f"{v:.4f}" for v in (
-            r.best_label_only, r.step0_zero_bias, r.step0_init_bias, r.final_zero_bias,
-            r.final_init_bias)))
-    console = Console()
-    console.width = max(console.width, 110)
-    console.print(table)
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for r in rows:
+        table.add_row(*r)
+    _console().print(table)
+
+
+def _log(quiet: bool) -> str:
+    return "lines" if quiet else "auto"
+
+
+@app.command()
+@clean_errors
+def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnist1d-zipf, "
+                                     "digits-zipf, breast-cancer-rare, mnist1d."),
+         epochs: int = typer.Option(30, help="Epochs per run."),
+         batch_size: int = typer.Option(32, help="Batch size."),
+         seeds: int = typer.Option(1, help="Repeat over this many seeds (spread reported)."),
+         out: Path = typer.Option(Path("bagoftricks-report"), help="Report folder."),
+         quiet: bool = typer.Option(False, "--quiet", help="Plain one-line-per-epoch logs.")
+         ) -> None:
+    """The main job: train the same MLP plain and with all tricks on a bundled imbalanced
+    dataset, print the comparison and write a report folder."""
+    from .data import load
+    from .experiments import first_seed_histories, run_all, stratified_split, summarize
+    from .experiments import variants as make_variants
+    from .report import write_report
+
+    ds = load(dataset)
+    if ds.X_rest is not None:
+        train, val = (ds.X, ds.y), (ds.X_rest, ds.y_rest)
+    else:
+        tr, va = stratified_split(ds.y, 0.3)
+        train, val = (ds.X[tr], ds.y[tr]), (ds.X[va], ds.y[va])
+    runs = run_all(train, val, ds.num_classes, make_variants(False), epochs=epochs,
+                   batch_size=batch_size, lr=1e-3, seeds=seeds, log=_log(quiet))
+    header, rows, _ = summarize(runs)
+    counts = np.bincount(train[1], minlength=ds.num_classes).tolist()
+    title = f"{ds.name}: plain vs all tricks ({epochs} epochs, {seeds} seed(s))"
+    _print_table(title, header, rows)
+    description = (f"{ds.description}. Training class counts {counts}; validation: "
+                   f"{len(val[1])} held-out samples. MLP 128-64, RAdam lr 1e-3, batches of "
+                   f"{batch_size}. Tricks: {', '.join(__import__('bagoftricks').Tricks().on())}.")
+    write_report(out, title, description, first_seed_histories(runs), header, rows,
+                 [str(k) for k in range(ds.num_classes)])
+    typer.echo(f"report written to {out}/report.md")
+
+
+def _scan_and_load(data: Path, target: str, task: str | None):
+    from .tabular import load, scan
+
+    s = scan(data, target, task)
+    X, y = load(data, s.schema)
+    return s, X, y
+
+
+@app.command()
+@clean_errors
+def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
+            target: str = typer.Option(..., help="The column to predict."),
+            task: str = typer.Option(None, help="classification or regression (inferred)."),
+            ablate: bool = typer.Option(False, help="Also switch each trick off in turn."),
+            epochs: int = typer.Option(30), batch_size: int = typer.Option(64),
+            lr: float = typer.Option(1e-3), seeds: int = typer.Option(1),
+            out: Path = typer.Option(Path("bagoftricks-report"), help="Report folder."),
+            quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Plain vs all tricks (and ablations) on your data, with a report."""
+    from .experiments import first_seed_histories, run_all, stratified_split, summarize
+    from .experiments import variants as make_variants
+    from .report import write_report
+
+    s, X, y = _scan_and_load(data, target, task)
+    tr, va = stratified_split(y, 0.2)
+    k = len(s.schema.classes) if s.schema.task == "classification" else 1
+    runs = run_all((X[tr], y[tr]), (X[va], y[va]), k, make_variants(ablate), epochs=epochs,
+                   batch_size=batch_size, lr=lr, seeds=seeds, log=_log(quiet))
+    header, rows, _ = summarize(runs)
+    title = f"{data.name} -> {target}: plain vs all tricks"
+    _print_table(title, header, rows)
+    write_report(out, title, f"{s.rows} rows, {X.shape[1]} encoded features, 20% held out.",
+                 first_seed_histories(runs), header, rows,
+                 [str(c) for c in s.schema.classes] if s.schema.classes else None)
+    typer.echo(f"report written to {out}/report.md")
+
+
+def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
+                  reference_batch_size: int) -> dict:
+    """Everything ``doctor`` says about a file, from one streaming pass."""
+    from .scaling import scale_hparams
+    from .tabular import scan
+
+    s = scan(data, target, task)
+    report = {"file": str(data), "rows": s.rows, "task": s.schema.task,
+              "features": len(s.schema.feature_names()),
+              "constant_columns": s.constant,
+              "non_finite": {c: n for c, n in s.nonfinite.items() if n}}
+    if s.schema.task == "classification":
+        counts = np.array(list(s.class_counts.values()), dtype=float)
+        p = counts / counts.sum()
+        weights = counts.sum() / (len(counts) * counts)
+        logp = np.log(p + 1e-8)
+        report.update({
+            "classes": s.class_counts,
+            "imbalance_ratio": float(counts.max() / counts.min()),
+            "balanced_weights": dict(zip(s.class_counts, weights.round(6).tolist(),
+                                         strict=True)),
+            "oversampled_epoch_size": int(len(counts) * counts.max()),
+            "bias_init": dict(zip(s.class_counts, (logp - logp.mean()).round(6).tolist(),
+                                  strict=True)),
+            "loss_at_init": float(-(p * np.log(p)).sum()),
+            "loss_at_zero_bias": math.log(len(counts))})
+    feats = []
+    if s.standardizer is not None:
+        for c, m, sd in zip(s.schema.numeric, s.standardizer.mean.tolist(),
+                            s.standardizer.std.tolist(), strict=True):
+            feats.append({"column": c, "mean": m, "std": sd,
+                          "needs_standardizing": bool(sd > 0 and (abs(m) > 3 * sd or
+                                                                  not 0.2 < sd < 5))})
+    report["feature_scales"] = feats
+    report["needs_standardizing"] = [f["column"] for f in feats if f["needs_standardizing"]]
+    report["lr"] = {"reference_batch_size": reference_batch_size, "lr": lr,
+                    "batch_size": batch_size,
+                    "rescaled_lr_sgd": scale_hparams(lr, reference_batch_size,
+                                                     batch_size).lr,
+                    "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
+                                                      rule="sqrt").lr}
+    return report
+
+
+@app.command()
+@clean_errors
+def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
+           target: str = typer.Option(..., help="The column to predict."),
+           task: str = typer.Option(None, help="classification or regression (inferred)."),
+           batch_size: int = typer.Option(64, help="The batch size you will train with."),
+           lr: float = typer.Option(1e-3, help="The LR tuned at --reference-batch-size."),
+           reference_batch_size: int = typer.Option(64),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Inspect the data without training: which tricks apply and what they would set."""
+    rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size)
+    if as_json:
+        typer.echo(json.dumps(rep, indent=1))
+        return
+    console = _console()
+    summary = Table(title=f"doctor: {data.name} -> {target}", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    for key in ("rows", "task", "features", "imbalance_ratio", "oversampled_epoch_size",
+                "loss_at_init", "loss_at_zero_bias", "constant_columns", "non_finite",
+                "needs_standardizing"):
+        if key in rep:
+            summary.add_row(key.replace("_", " "), str(rep[key]))
+    lr_info = rep["lr"]
+    summary.add_row("rescaled LR", f"{lr_info['lr']:g} @ B={lr_info['reference_batch_size']} -> "
+                    f"{lr_info['rescaled_lr_sgd']:g} (SGD, linear) / "
+                    f"{lr_info['rescaled_lr_adam']:g} (Adam, sqrt) @ B={lr_info['batch_size']}")
+    console.print(summary)
+    if "classes" in rep:
+        t = Table(title="classes")
+        for h in ("class", "count", "balanced weight", "bias init"):
+            t.add_column(h, justify="left" if h == "class" else "right")
+        for c, n in rep["classes"].items():
+            t.add_row(c, str(n), f"{rep['balanced_weights'][c]:.4g}",
+                      f"{rep['bias_init'][c]:.4g}")
+        console.print(t)
+    t = Table(title="feature scales")
+    for h in ("column", "mean", "std", "standardize?"):
+        t.add_column(h, justify="left" if h == "column" else "right")
+    for f in rep["feature_scales"]:
+        t.add_row(f["column"], f"{f['mean']:.4g}", f"{f['std']:.4g}",
+                  "yes" if f["needs_standardizing"] else "")
+    console.print(t)
+
+
+@app.command("fit")
+@clean_errors
+def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
+            target: str = typer.Option(..., help="The column to predict."),
+            out: Path = typer.Option(..., help="Model folder to write."),
+            task: str = typer.Option(None), epochs: int = typer.Option(30),
+            batch_size: int = typer.Option(64), lr: float = typer.Option(1e-3),
+            seed: int = typer.Option(0),
+            resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
+            quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
+    schema). Checkpoints go to OUT.partial/ until the model is complete."""
+    from .model_io import train_and_save
+
+    train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size, lr=lr,
+                   seed=seed, resume=resume, log=_log(quiet))
+    typer.echo(f"model written to {out}")
+
+
+@app.command()
+@clean_errors
+def predict(model_dir: Path = typer.Argument(..., help="A folder written by fit."),
+            data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
+            out: Path = typer.Option(..., help="Predictions CSV to write.")) -> None:
+    """Predict with a saved model; the columns must match its schema."""
+    from .model_io import predict_file
+
+    n = predict_file(model_dir, data, out)
+    typer.echo(f"{n} predictions written to {out}")
+
+
+@app.command()
+@clean_errors
+def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
+        target: str = typer.Option(..., help="The column to predict."),
+        family: str = typer.Option("binomial", help="gaussian, binomial, poisson, gamma."),
+        link: str = typer.Option(None, help="Link (default: canonical)."),
+        class_weight: str = typer.Option(None, help="balanced (binomial only)."),
+        alpha: float = typer.Option(0.0, help="L2 penalty.")) -> None:
+    """Fit a GLM by IRLS and print its summary."""
+    from .linear import GLM
+
+    task = "classification" if family == "binomial" else "regression"
+    s, X, y = _scan_and_load(data, target, task)
+    if family == "binomial" and len(s.schema.classes) != 2:
+        raise ValueError(f"--target: binomial needs 2 classes, {target!r} has "
+                         f"{len(s.schema.classes)}")
+    model = GLM(family, link=link, class_weight=class_weight, alpha=alpha)
+    model.fit(X.astype(np.float64), y.astype(np.float64), feature_names=s.schema.feature_names())
+    if family == "binomial":
+        typer.echo(f"modelling P({target} = {s.schema.classes[1]})")
+    typer.echo(model.summary())
+
+
+@app.command()
+@clean_errors
+def bench(only: str = typer.Option(None, help="One benchmark: oversampling, standardize, "
+                                   "centralize, glm, plateau.")) -> None:
+    """Run the benchmarks/ suite (a source checkout) and print the side-by-side tables."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    if not script.exists():
+        raise FileNotFoundError("benchmarks/: not found; run from a source checkout")
+    result = subprocess.run([sys.executable, str(script), *([only] if only else [])])
+    if result.returncode:
+        raise typer.Exit(result.returncode)

@@ -76,8 +76,20 @@ def mnist1d(seed: int = 0) -> Dataset:
                    d["x_test"].astype(np.float32), d["y_test"].astype(np.int64))
 
 
-DATASETS = {"digits-zipf": digits_zipf, "breast-cancer-rare": breast_cancer_rare,
-            "mnist1d": mnist1d}
+def mnist1d_zipf(seed: int = 0) -> Dataset:
+    """mnist1d's training signals with Zipf-subsampled classes (10:1); the left-out
+    training signals plus the test split (nearly balanced) form the held-out set."""
+    full = mnist1d()
+    idx = subsample_classes(full.y, zipf_counts(np.bincount(full.y)), seed)
+    rest = np.setdiff1d(np.arange(len(full.y)), idx)
+    return Dataset("mnist1d-zipf", full.X[idx], full.y[idx], 10,
+                   "mnist1d, class k kept at 1/(k+1) of the smallest class",
+                   np.concatenate([full.X[rest], full.X_rest]),
+                   np.concatenate([full.y[rest], full.y_rest]))
+
+
+DATASETS = {"mnist1d-zipf": mnist1d_zipf, "digits-zipf": digits_zipf,
+            "breast-cancer-rare": breast_cancer_rare, "mnist1d": mnist1d}
 
 
 def load(name: str, seed: int = 0) -> Dataset:

@@ -262,8 +262,8 @@ class GLM:
             raise ValueError(f"class_weight: no weight for classes {sorted(missing)}")
         return w * np.array([table[0] if 0 in table else 0.0, table.get(1, 0.0)])[labels]
 
-    def fit(self, X, y, sample_weight=None) -> GLM:
-        """Fit by IRLS; returns self."""
+    def fit(self, X, y, sample_weight=None, feature_names=None) -> GLM:
+        """Fit by IRLS; returns self. ``feature_names`` label the summary's rows."""
         self._check_params()
         # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -277,8 +277,12 @@ class GLM:
         w = self._weights(y, sample_weight)
         to = _to_device(self.device)
         self.n_features_in_ = X.shape[1]
-        names = (["intercept"] if self.fit_intercept else []) + [
-            f"x{j}" for j in range(X.shape[1])]
+        if feature_names is not None and len(feature_names) != X.shape[1]:
+            raise ValueError(f"feature_names: {len(feature_names)} names for "
+                             f"{X.shape[1]} columns")
+        names = (["intercept"] if self.fit_intercept else []) + (
+            list(feature_names) if feature_names is not None else
+            [f"x{j}" for j in range(X.shape[1])])
         tol = max(self.tol, 1e-6) if X.dtype == np.float32 else self.tol
         fi = int(self.fit_intercept)
         penalty = np.full(X.shape[1] + fi, self.alpha)
@@ -388,7 +392,7 @@ class GLM:
                  f"converged: {self.converged_}",
                  f"deviance {self.deviance_:.6g}, null deviance {self.null_deviance_}, "
                  f"scale {self.scale_:.6g}",
-                 f"{'':12s} {'coef':>12s} {'std err':>12s} {'z':>9s} {'P>|z|':>9s}"]
+                 f"{'':24s} {'coef':>12s} {'std err':>12s} {'z':>9s} {'P>|z|':>9s}"]
         for name, c, s, zz, pp in zip(self._names, params, self.bse_, z, p, strict=True):
-            lines.append(f"{name:12s} {c:12.6g} {s:12.6g} {zz:9.3f} {pp:9.3g}")
+            lines.append(f"{name[:24]:24s} {c:12.6g} {s:12.6g} {zz:9.3f} {pp:9.3g}")
         return "\n".join(lines)

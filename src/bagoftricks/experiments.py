@@ -1,0 +1,94 @@
+"""Side-by-side runs behind ``demo`` and ``compare``: the same model plain, with every
+trick, and (for ablations) with each trick switched off in turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .train import FitResult, Tricks, fit, tabular_mlp
+
+
+@dataclass
+class Run:
+    name: str
+    seed: int
+    result: FitResult
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int = 0):
+    """Indices (train, held out) keeping each class's share (regression: random)."""
+    rng = np.random.default_rng(seed)
+    if y.dtype.kind in "iu":
+        held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[
+            :max(1, round(fraction * (y == c).sum()))] for c in np.unique(y)])
+    else:
+        held = rng.permutation(len(y))[:max(1, round(fraction * len(y)))]
+    mask = np.zeros(len(y), bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def variants(ablate: bool) -> dict[str, Tricks]:
+    out = {"plain": Tricks.none(), "all tricks": Tricks()}
+    if ablate:
+        for name in Tricks().on():
+            out[f"without {name}"] = Tricks().without(name)
+    return out
+
+
+def run_all(train, val, num_outputs: int, tricks: dict[str, Tricks], *, epochs: int,
+            batch_size: int, lr: float, seeds: int, log: str) -> list[Run]:
+    runs = []
+    for seed in range(seeds):
+        for name, t in tricks.items():
+            model = tabular_mlp(train[0].shape[1], num_outputs, seed=seed)
+            res = fit(model, train, val_data=val, epochs=epochs, batch_size=batch_size, lr=lr,
+                      tricks=t, seed=seed, log=log)
+            runs.append(Run(name, seed, res))
+    return runs
+
+
+def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
+    """A table: per variant, mean ± std over seeds of the headline numbers."""
+    plain = {r.seed: r.result.history for r in runs if r.name == "plain"}
+    names = list(dict.fromkeys(r.name for r in runs))
+    classification = runs[0].result.task == "classification"
+    header = ["run", "best val loss", "epoch of best", "epochs to plain's best",
+              "final balanced acc" if classification else "final R²", "seconds"]
+    rows, stats = [], {}
+    for name in names:
+        mine = [r for r in runs if r.name == name]
+        best, at, reach, metric, secs = [], [], [], [], []
+        for r in mine:
+            h = r.result.history
+            val = h.series("val_loss")
+            best.append(min(val))
+            at.append(int(np.argmin(val)) + 1)
+            target = min(plain[r.seed].series("val_loss"))
+            hit = [i + 1 for i, v in enumerate(val) if v <= target]
+            reach.append(hit[0] if hit else np.nan)
+            metric.append(h.epochs[-1]["balanced_accuracy" if classification else "r2"])
+            secs.append(sum(h.series("seconds")))
+        stats[name] = {"best_val_loss": best, "epoch_of_best": at, "epochs_to_plain_best": reach,
+                       "final_metric": metric, "seconds": secs}
+
+        def ms(v, fmt=".4f"):
+            v = np.asarray(v, float)
+            if np.isnan(v).all():
+                return "never"
+            s = f"{np.nanmean(v):{fmt}}"
+            return s + (f" ± {np.nanstd(v):{fmt}}" if len(v) > 1 else "") + (
+                f" ({int(np.isnan(v).sum())} never)" if np.isnan(v).any() else "")
+        rows.append([name, ms(best), ms(at, ".1f"), ms(reach, ".1f"), ms(metric), ms(secs, ".1f")])
+    return header, rows, stats
+
+
+def first_seed_histories(runs: list[Run]) -> dict:
+    return {r.name: r.result.history for r in runs if r.seed == 0}
+
+
+def to_tensors(X, y):
+    return torch.as_tensor(X), torch.as_tensor(y)

@@ -1,0 +1,100 @@
+"""The model folder of ``bagoftricks fit`` / ``predict``: weights (with the standardizer
+inside the model), the schema with the label mapping, and the architecture."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .experiments import stratified_split
+from .report import atomic_folder
+from .standardize import Standardize
+from .tabular import Schema, encode, iter_batches, load, scan
+from .train import Tricks, fit, tabular_mlp
+
+HIDDEN = (128, 64)
+
+
+def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
+                   batch_size: int, lr: float, seed: int, resume: bool, log: str) -> Path:
+    """Scan, train with all tricks (10% held out for the metrics), and write ``out``.
+
+    Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
+    killed run and ``out`` appears only once complete."""
+    s = scan(data, target, task)
+    X, y = load(data, s.schema)
+    k = len(s.schema.classes) if s.schema.task == "classification" else 1
+    tr, va = stratified_split(y, 0.1, seed)
+    partial = Path(f"{out}.partial")
+    if not resume:
+        shutil.rmtree(partial, ignore_errors=True)
+    model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
+    result = fit(model, (X[tr], y[tr]), val_data=(X[va], y[va]), epochs=epochs,
+                 batch_size=batch_size, lr=lr, tricks=Tricks(), checkpoint_dir=partial,
+                 resume=resume, seed=seed, log=log)
+    full = nn.Sequential(Standardize(result.standardizer), model)
+
+    def write(folder: Path) -> None:
+        torch.save(full.state_dict(), folder / "model.pt")
+        s.schema.save(folder / "schema.json")
+        (folder / "config.json").write_text(json.dumps(
+            {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
+             "history": result.history.epochs}, indent=1))
+    atomic_folder(out, write)
+    shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.pt").is_file():
+        raise ValueError(f"MODEL_DIR: {model_dir} is not a folder written by 'bagoftricks fit'")
+    schema = Schema.load(model_dir / "schema.json")
+    cfg = json.loads((model_dir / "config.json").read_text())
+    state = torch.load(model_dir / "model.pt", weights_only=True)
+    from .standardize import RunningStandardizer
+    std = RunningStandardizer()
+    std.count = torch.ones(cfg["in_features"], dtype=torch.float64)
+    std.mean_ = torch.zeros(cfg["in_features"], dtype=torch.float64)
+    std.m2 = torch.ones(cfg["in_features"], dtype=torch.float64)
+    model = nn.Sequential(Standardize(std), tabular_mlp(cfg["in_features"], cfg["out_features"],
+                                                        cfg["hidden"]))
+    model.load_state_dict(state)
+    return model.eval(), schema
+
+
+@torch.no_grad()
+def predict_file(model_dir: Path, data: Path, out: Path) -> int:
+    """Write predictions for every row of ``data`` to the CSV ``out``; returns the count."""
+    model, schema = load_model(model_dir)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    n = 0
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            if schema.task == "classification":
+                writer.writerow(["prediction"] + [f"p_{c}" for c in schema.classes])
+            else:
+                writer.writerow(["prediction"])
+            for batch in iter_batches(data):
+                X, _ = encode(batch, schema, with_target=False)
+                outp = model(torch.as_tensor(X))
+                if schema.task == "classification":
+                    proba = outp.softmax(1).numpy()
+                    for row in proba:
+                        writer.writerow([schema.classes[int(np.argmax(row))],
+                                         *[f"{p:.6g}" for p in row]])
+                else:
+                    writer.writerows([[f"{v:.6g}"] for v in outp[:, 0].tolist()])
+                n += batch.num_rows
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n

@@ -1,0 +1,292 @@
+"""The reference training loop: it only composes the chapter objects.
+
+``fit`` trains a model on in-memory tensors ``(X, y)`` with every trick of ``Tricks``
+that applies to the task, checkpoints atomically (every epoch, and every
+``checkpoint_every`` steps), and resumes exactly: the batch order is a pure function of
+``(seed, epoch)``, and the checkpoint holds the model, the optimizer, every trick's state,
+the RNG state, the epoch and the position inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import distributed
+from .accumulate import LossAccumulator
+from .bias import init_bias_
+from .centralize import Centralized, clip_grad_norm_
+from .imbalance import class_weights, weighted_loss
+from .metrics import classification_metrics, regression_metrics
+from .plateau import FluctuationPlateau
+from .sampler import OversamplingSampler, _epoch_seed
+from .scaling import scale_hparams
+from .standardize import RunningStandardizer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Tricks:
+    """Which tricks the loop uses; each applies only where the task allows it.
+
+    ``balance``: ``"oversample"`` (``OversamplingSampler``), ``"weights"`` (balanced
+    ``weighted_loss``) or ``None``; classification only. ``reference_batch_size``: the
+    batch size ``lr`` was tuned at; when it differs, ``lr`` is rescaled by
+    ``scale_hparams`` with ``rescale_rule``.
+    """
+
+    bias_init: bool = True
+    balance: str | None = "oversample"
+    standardize: bool = True
+    centralize: bool = True
+    clip_norm: float | None = 1.0
+    plateau: bool = True
+    reference_batch_size: int | None = None
+    rescale_rule: str = "sqrt"
+
+    @classmethod
+    def none(cls) -> Tricks:
+        """The plain run: every trick off."""
+        return cls(bias_init=False, balance=None, standardize=False, centralize=False,
+                   clip_norm=None, plateau=False)
+
+    def without(self, name: str) -> Tricks:
+        """These tricks with ``name`` switched off (for ablations)."""
+        off = {"clip_norm": None, "balance": None, "reference_batch_size": None}
+        return replace(self, **{name: off.get(name, False)})
+
+    def on(self) -> list[str]:
+        return [k for k, v in asdict(self).items() if v not in (False, None)
+                and k != "rescale_rule"]
+
+
+@dataclass
+class History:
+    """Per-epoch records: train_loss, val_loss, metrics, lr, seconds."""
+
+    epochs: list[dict] = field(default_factory=list)
+
+    def series(self, key: str) -> list:
+        return [e.get(key) for e in self.epochs]
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: History
+    standardizer: RunningStandardizer | None
+    task: str
+    num_classes: int | None
+
+
+def _last_linear(model: nn.Module) -> nn.Module | None:
+    last = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            last = m
+    return last
+
+
+def _task(y: torch.Tensor) -> tuple[str, int | None]:
+    if y.is_floating_point():
+        return "regression", None
+    return "classification", int(y.max()) + 1
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Logger:
+    """A rich progress bar per epoch on a terminal; plain lines otherwise."""
+
+    def __init__(self, mode: str, epochs: int) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode, self.epochs, self.progress = mode, epochs, None
+
+    def start(self, epoch: int, steps: int) -> None:
+        if self.mode == "bar":
+            from rich.progress import Progress
+            self.progress = Progress(transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(f"epoch {epoch + 1}/{self.epochs}", total=steps)
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def end(self, record: dict) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        if self.mode in ("bar", "lines"):
+            val = record.get("val_loss")
+            val = f"{val:.4f}" if val is not None else "-"
+            print(f"epoch {record['epoch']:>3d}/{self.epochs}  train {record['train_loss']:.4f}"
+                  f"  val {val}  lr {record['lr']:.3g}  {record['seconds']:.2f}s",
+                  file=sys.stderr, flush=True)
+
+
+def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
+        loss: str = "auto", optimizer: Callable | None = None, lr: float = 1e-3,
+        epochs: int = 20, batch_size: int = 64, tricks: Tricks = Tricks(),
+        checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+        checkpoint_every: int | None = None, seed: int = 0,
+        callbacks: Sequence[Callable] = (), log: str = "auto") -> FitResult:
+    """Train ``model`` on ``train_data = (X, y)`` with the tricks of ``tricks``.
+
+    ``y``: integer class labels (classification: cross-entropy over ``K = max + 1``
+    outputs) or floats (regression: MSE). ``optimizer``: a function of the parameters
+    and ``lr`` returning a torch optimizer (default RAdam). ``callbacks``: called as
+    ``callback(epoch_record)`` after each epoch. ``log``: ``"auto"`` (a progress bar on a
+    terminal, else one line per epoch), ``"bar"``, ``"lines"`` or ``"none"``.
+    Returns a ``FitResult`` with the model, the ``History`` and the fitted standardizer
+    (apply it to new inputs).
+    """
+    X, y = (torch.as_tensor(a) for a in train_data)
+    X = X.float()
+    task, k = _task(y)
+    if loss == "auto":
+        loss = "cross_entropy" if task == "classification" else "mse"
+    if epochs < 1 or batch_size < 1:
+        raise ValueError("epochs, batch_size: must be positive")
+    if tricks.balance not in (None, "oversample", "weights"):
+        raise ValueError(f"tricks.balance: expected None, 'oversample' or 'weights', got "
+                         f"{tricks.balance!r}")
+    classification = task == "classification"
+    std = RunningStandardizer().fit(X.split(65536)) if tricks.standardize else None
+    if tricks.bias_init and not resume:
+        head = _last_linear(model)
+        if head is not None:
+            init_bias_(head, y, "softmax" if classification else "linear")
+    if tricks.reference_batch_size and tricks.reference_batch_size != batch_size:
+        lr = scale_hparams(lr, tricks.reference_batch_size, batch_size,
+                           rule=tricks.rescale_rule).lr
+    make_opt = optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr))
+    opt = make_opt(model.parameters(), lr)
+    if tricks.centralize:
+        opt = Centralized(opt)
+    sched = FluctuationPlateau(opt) if tricks.plateau else None
+    cw = None
+    if classification and tricks.balance == "weights":
+        cw = torch.zeros(k)
+        present = np.unique(y.numpy())
+        cw[present] = torch.as_tensor(class_weights(y.numpy()), dtype=torch.float32)
+    sampler = (OversamplingSampler(y.numpy(), seed=seed, num_replicas=1, rank=0)
+               if classification and tricks.balance == "oversample" else None)
+    acc = LossAccumulator()
+    history, start_epoch, start_step = History(), 0, 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+    if resume and ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["plateau"])
+        acc.load_state_dict(state["accumulator"])
+        torch.set_rng_state(state["rng"])
+        history.epochs = state["history"]
+        start_epoch, start_step = state["epoch"], state["step"]
+
+    def save(epoch: int, step: int) -> None:
+        if ckpt is None or distributed.rank() != 0:
+            return
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                      "plateau": sched.state_dict() if sched is not None else {},
+                      "accumulator": acc.state_dict(), "rng": torch.get_rng_state(),
+                      "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
+
+    def prepare(xb):
+        return std.transform(xb) if std is not None else xb
+
+    def loss_of(out, yb):
+        if loss == "cross_entropy":
+            return weighted_loss(out, yb, class_weight=cw)
+        return nn.functional.mse_loss(out.reshape(yb.shape), yb.float())
+
+    logger = _Logger(log, epochs)
+    for epoch in range(start_epoch, epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = sampler.epoch_indices().long()
+        else:
+            gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+            order = torch.randperm(len(y), generator=gen)
+        batches = order.split(batch_size)
+        t0 = time.perf_counter()
+        logger.start(epoch, len(batches))
+        model.train()
+        for step in range(start_step, len(batches)):
+            idx = batches[step]
+            out = model(prepare(X[idx]))
+            batch_loss = loss_of(out, y[idx])
+            opt.zero_grad()
+            batch_loss.backward()
+            if tricks.clip_norm:
+                clip_grad_norm_(model.parameters(), tricks.clip_norm)
+            opt.step()
+            acc.update(batch_loss, n=len(idx))
+            logger.advance()
+            if checkpoint_every and (step + 1) % checkpoint_every == 0 and \
+                    step + 1 < len(batches):
+                save(epoch, step + 1)
+        start_step = 0
+        record = {"epoch": epoch + 1, "train_loss": acc.compute(),
+                  "lr": opt.param_groups[0]["lr"]}
+        acc.reset()
+        if val_data is not None:
+            record.update(evaluate(model, val_data, prepare, task, k))
+        if sched is not None:
+            sched.step(record.get("val_loss", record["train_loss"]))
+        record["seconds"] = time.perf_counter() - t0
+        history.epochs.append(record)
+        logger.end(record)
+        for callback in callbacks:
+            callback(record)
+        save(epoch + 1, 0)
+    return FitResult(model, history, std, task, k)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: tuple, prepare: Callable, task: str,
+             num_classes: int | None) -> dict:
+    """Validation loss and the task's metrics."""
+    model.eval()
+    X, y = (torch.as_tensor(a) for a in data)
+    out = torch.cat([model(prepare(xb)) for xb in X.float().split(8192)])
+    model.train()
+    if task == "classification":
+        out = out[:, :num_classes]
+        val = nn.functional.cross_entropy(out, y).item()
+        return {"val_loss": val, **classification_metrics(y.numpy(),
+                                                          out.softmax(1).numpy())}
+    pred = out.reshape(y.shape)
+    return {"val_loss": nn.functional.mse_loss(pred, y.float()).item(),
+            **regression_metrics(y.numpy(), pred.numpy())}
+
+
+def tabular_mlp(in_features: int, out_features: int, hidden: Sequence[int] = (128, 64),
+                seed: int = 0) -> nn.Sequential:
+    """The MLP the command line trains: Linear-ReLU blocks and a linear head."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)

@@ -1,0 +1,41 @@
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from bagoftricks.metrics import classification_metrics, regression_metrics
+
+
+@given(st.integers(0, 10**6), st.integers(4, 200), st.booleans())
+def test_binary_metrics_equal_sklearn(seed, n, ties):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    p = rng.random(n)
+    if ties:
+        p = np.round(p, 1)
+    m = classification_metrics(y, np.c_[1 - p, p])
+    assert np.isclose(m["roc_auc"], roc_auc_score(y, p))
+    assert np.isclose(m["pr_auc"], average_precision_score(y, p))
+    pred = (p > 0.5).astype(int)  # argmax of [1-p, p] (ties at 0.5 go to class 0)
+    assert np.isclose(m["balanced_accuracy"], balanced_accuracy_score(y, pred))
+
+
+@given(st.integers(0, 10**6))
+def test_multiclass_recall_and_regression(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, 100)
+    proba = rng.random((100, 4))
+    m = classification_metrics(y, proba)
+    np.testing.assert_allclose([r for r in m["recall"]],
+                               recall_score(y, proba.argmax(1), average=None, labels=[0, 1, 2, 3]))
+    t, pr = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    r = regression_metrics(t, pr)
+    assert np.isclose(r["r2"], r2_score(t, pr))
+    assert np.isclose(r["rmse"], np.sqrt(((t - pr) ** 2).mean()))
