@@ -1,3 +1,10 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from bagoftricks import __version__
@@ -10,15 +17,116 @@ def test_version_and_help():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and __version__ in result.output and __version__ != "0.0.0+unknown"
     result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0 and "demo" in result.output
+    for command in ("demo", "compare", "doctor", "fit", "predict", "glm", "bench"):
+        assert command in result.output
 
 
-def test_demo_bias_table_shows_init_close_to_label_only_loss():
-    from bagoftricks.demo import bias_init_table
+@pytest.fixture
+def churn_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"tenure": rng.integers(1, 72, n).astype(float),
+                       "charges": rng.normal(70, 30, n) * 100,
+                       "plan": rng.choice(["basic", "pro", "max"], n),
+                       "constant": np.ones(n)})
+    logit = -2.5 + 0.0004 * (df.charges - 7000) - 0.03 * (df.tenure - 36)
+    df["churn"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    df.loc[5, "tenure"] = np.nan
+    path = tmp_path / "churn.csv"
+    df.to_csv(path, index=False)
+    return path
 
-    for row in bias_init_table(steps=3):
-        assert abs(row.step0_init_bias - row.best_label_only) < abs(
-            row.step0_zero_bias - row.best_label_only)
-    result = runner.invoke(app, ["demo", "--steps", "2"])
+
+def test_doctor_json(churn_csv):
+    result = runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn", "--json",
+                                 "--batch-size", "256"])
     assert result.exit_code == 0, result.output
-    assert "digits-zipf" in result.output
+    rep = json.loads(result.output)
+    counts = rep["classes"]
+    assert rep["task"] == "classification" and set(counts) == {"no", "yes"}
+    n = sum(counts.values())
+    assert rep["balanced_weights"]["yes"] == pytest.approx(n / (2 * counts["yes"]), rel=1e-5)
+    assert rep["oversampled_epoch_size"] == 2 * max(counts.values())
+    p = np.array(list(counts.values())) / n
+    assert rep["loss_at_init"] == pytest.approx(-(p * np.log(p)).sum())
+    assert rep["loss_at_zero_bias"] == pytest.approx(np.log(2))
+    assert "constant" in rep["constant_columns"] and rep["non_finite"] == {"tenure": 1}
+    assert "charges" in rep["needs_standardizing"]
+    assert rep["lr"]["rescaled_lr_sgd"] == pytest.approx(4e-3)
+    table = runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn"])
+    assert table.exit_code == 0 and "balanced weight" in table.output
+
+
+def test_fit_predict_and_schema_check(churn_csv, tmp_path):
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
+                                 "--epochs", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"model.pt", "schema.json", "config.json"}
+    assert not (tmp_path / "model.partial").exists()
+    preds = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["predict", str(out), str(churn_csv), "--out", str(preds)])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(preds)
+    assert len(df) == 400 and set(df.prediction) <= {"yes", "no"}
+    np.testing.assert_allclose(df.p_no + df.p_yes, 1, atol=1e-5)
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(churn_csv).drop(columns=["plan"]).assign(extra=1).to_csv(bad, index=False)
+    result = runner.invoke(app, ["predict", str(out), str(bad), "--out", str(tmp_path / "p2")])
+    assert result.exit_code == 2
+    assert "missing: plan" in result.output and "extra: extra" in result.output
+    assert not (tmp_path / "p2").exists()
+
+
+def test_glm_summary(churn_csv):
+    result = runner.invoke(app, ["glm", str(churn_csv), "--target", "churn", "--family",
+                                 "binomial", "--class-weight", "balanced"])
+    assert result.exit_code == 0, result.output
+    assert "P(churn = yes)" in result.output and "charges" in result.output
+    assert "plan=pro" in result.output
+
+
+def test_compare_with_ablation_writes_a_report(churn_csv, tmp_path):
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["compare", str(churn_csv), "--target", "churn", "--epochs",
+                                 "2", "--ablate", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "without centralize" in result.output
+    assert {"report.md", "loss.png", "lr.png", "recall.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_demo_runs_and_writes_the_report(tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["demo", "--dataset", "digits-zipf", "--epochs", "2",
+                                 "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "all tricks" in result.output and (out / "report.md").exists()
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (None, ["doctor", "missing.csv", "--target", "y"], "no such file"),
+    ("good", ["doctor", "{path}", "--target", "nope"], "no column 'nope'"),
+    ("empty", ["doctor", "{path}", "--target", "y"], "empty"),
+    ("one_class", ["doctor", "{path}", "--target", "y"], "single class"),
+    ("text", ["doctor", "{path}", "--target", "y", "--task", "regression"], "not numeric"),
+    ("nan", ["doctor", "{path}", "--target", "y"], "missing/NaN"),
+    ("good", ["fit", "{path}", "--target", "nope", "--out", "{tmp}/m"], "no column 'nope'"),
+    ("good", ["demo", "--dataset", "cifar", "--out", "{tmp}/r"], "unknown 'cifar'"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, make, args, message):
+    frames = {"good": pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}),
+              "one_class": pd.DataFrame({"x": [1.0, 2.0], "y": [1, 1]}),
+              "text": pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]}),
+              "nan": pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0.5, np.nan, 1.5]})}
+    path = tmp_path / "data.csv"
+    if make == "empty":
+        path.write_text("")
+    elif make:
+        frames[make].to_csv(path, index=False)
+    args = [a.format(path=path, tmp=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "bagoftricks.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()

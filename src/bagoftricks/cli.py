@@ -273,8 +273,18 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     if family == "binomial" and len(s.schema.classes) != 2:
         raise ValueError(f"--target: binomial needs 2 classes, {target!r} has "
                          f"{len(s.schema.classes)}")
+    # With an intercept, a constant column and a full set of one-hot columns are
+    # collinear: drop constants and each string column's first level (the reference).
+    names = s.schema.feature_names()
+    dropped = set(s.constant) | {f"{c}={v[0]}" for c, v in s.schema.categorical.items() if v}
+    keep = [i for i, n in enumerate(names) if n not in dropped and n.split("=")[0]
+            not in s.constant]
+    if len(keep) < len(names):
+        typer.echo(f"left out (constant, or the reference level of a string column): "
+                   f"{', '.join(n for i, n in enumerate(names) if i not in set(keep))}")
     model = GLM(family, link=link, class_weight=class_weight, alpha=alpha)
-    model.fit(X.astype(np.float64), y.astype(np.float64), feature_names=s.schema.feature_names())
+    model.fit(X[:, keep].astype(np.float64), y.astype(np.float64),
+              feature_names=[names[i] for i in keep])
     if family == "binomial":
         typer.echo(f"modelling P({target} = {s.schema.classes[1]})")
     typer.echo(model.summary())
@@ -291,3 +301,7 @@ def bench(only: str = typer.Option(None, help="One benchmark: oversampling, stan
     result = subprocess.run([sys.executable, str(script), *([only] if only else [])])
     if result.returncode:
         raise typer.Exit(result.returncode)
+
+
+if __name__ == "__main__":
+    app()

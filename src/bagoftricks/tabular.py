@@ -30,6 +30,8 @@ def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS) -> Iterator[pa.
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"DATA: no such file: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"DATA: {path.name} is empty")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         import pyarrow.csv as pcsv

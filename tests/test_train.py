@@ -1,0 +1,90 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bagoftricks import Tricks, fit
+from bagoftricks.train import tabular_mlp
+
+WORKER = Path(__file__).with_name("train_worker.py")
+
+
+def _run(*args, expect_kill=False):
+    proc = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+    if expect_kill:
+        assert proc.returncode == -9, proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kill_at", [7, 46])  # mid-epoch: before and after mid-epoch saves
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_at):
+    # 240 samples oversampled to ~420 per epoch, batches of 16: ~27 steps an epoch
+    _run(tmp_path / "a", tmp_path / "full.pt")
+    _run(tmp_path / "b", tmp_path / "never.pt", "--kill-at-step", kill_at, expect_kill=True)
+    assert not (tmp_path / "never.pt").exists()
+    assert (tmp_path / "b" / "checkpoint.pt").exists()
+    _run(tmp_path / "b", tmp_path / "resumed.pt", "--resume")
+    full = torch.load(tmp_path / "full.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert full["history"] == resumed["history"]
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+
+
+def _toy(n=200, regression=False):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    if regression:
+        return X, (X @ np.arange(5.0) + 3).astype(np.float32)
+    return X, np.digitize(X[:, 0], [-0.5, 0.8]).astype(np.int64)
+
+
+def test_history_has_the_task_metrics():
+    X, y = _toy()
+    res = fit(tabular_mlp(5, 3), (X, y), val_data=(X, y), epochs=3, log="none")
+    rec = res.history.epochs[-1]
+    assert {"train_loss", "val_loss", "accuracy", "balanced_accuracy", "recall", "lr",
+            "seconds", "epoch"} <= set(rec)
+    assert len(rec["recall"]) == 3 and res.task == "classification"
+    Xb, yb = X, (y == 2).astype(np.int64)
+    rec = fit(tabular_mlp(5, 2), (Xb, yb), val_data=(Xb, yb), epochs=2,
+              log="none").history.epochs[-1]
+    assert 0 <= rec["roc_auc"] <= 1 and 0 <= rec["pr_auc"] <= 1
+    Xr, yr = _toy(regression=True)
+    res = fit(tabular_mlp(5, 1), (Xr, yr), val_data=(Xr, yr), epochs=30, lr=1e-2, log="none")
+    assert res.task == "regression" and res.history.epochs[-1]["r2"] > 0.5
+
+
+def test_tricks_switch_on_and_off():
+    assert Tricks.none().on() == []
+    assert "centralize" not in Tricks().without("centralize").on()
+    assert Tricks().without("clip_norm").clip_norm is None
+    X, y = _toy()
+    model = tabular_mlp(5, 3)
+    fit(model, (X, y), epochs=1, tricks=Tricks.none(), log="none")
+    torch.manual_seed(0)
+    model = tabular_mlp(5, 3)
+    fit(model, (X, y), epochs=1, tricks=Tricks(balance="weights"), log="none")
+    with pytest.raises(ValueError, match="tricks.balance"):
+        fit(model, (X, y), epochs=1, tricks=Tricks(balance="smote"), log="none")
+
+
+def test_bias_init_and_leslie_rescaling_are_applied():
+    X, y = _toy()
+    model = tabular_mlp(5, 3)
+    res = fit(model, (X, y), epochs=1, lr=1e-3, batch_size=256, log="none",
+              tricks=Tricks(reference_batch_size=64, rescale_rule="linear", plateau=False))
+    assert res.history.epochs[0]["lr"] == pytest.approx(4e-3)
+
+
+def test_lines_log_goes_to_stderr(capsys):
+    X, y = _toy()
+    fit(tabular_mlp(5, 3), (X, y), epochs=2, log="lines")
+    err = capsys.readouterr().err
+    assert err.count("epoch") == 2 and "train" in err
