@@ -133,3 +133,8 @@ def test_weighted_loss_bad_input():
     with pytest.raises(ValueError, match="class_weight: "):
         weighted_loss(torch.randn(3), torch.ones(3), "bce_with_logits",
                       class_weight=torch.ones(3))
+
+
+def test_mse_shapes_must_match():
+    with pytest.raises(ValueError, match=r"target: shape \(3,\) does not match"):
+        weighted_loss(torch.randn(3, 1), torch.randn(3), "mse")

@@ -127,9 +127,19 @@ class LossAccumulator:
                           f"of {self.steps} steps", RuntimeWarning, stacklevel=2)
         return total / count
 
-    def state_dict(self) -> dict:
-        """Local (this rank's) state as CPU tensors and ints; safe for ``weights_only``."""
+    def state_dict(self, reduce: bool = False) -> dict:
+        """This rank's state as CPU tensors and ints (safe for ``weights_only``).
+
+        ``reduce=True`` (a collective: every rank must call it) sums the loss, count and
+        non-finite tallies over ranks, for a checkpoint that one rank writes and that is
+        loaded back into one rank (the others ``reset()``).
+        """
         state = self._state.detach().cpu().clone() if self._state is not None else None
+        if reduce:
+            local = state if state is not None else torch.tensor([0.0, 0.0, 0.0, -1.0, 0.0],
+                                                                 dtype=torch.float64)
+            summed = distributed.all_reduce_sum(local[:3])
+            state = torch.cat([summed, local[3:]])
         return {"state": state, "steps": self.steps, "nan_policy": self.nan_policy}
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import distributed
+
 KINDS = ("linear", "sigmoid", "softmax")
 
 
@@ -172,6 +174,8 @@ def label_stats(y, kind: str, sample_weight=None, num_classes: int | None = None
                 mean = mean + delta * btotal / new_total
                 m2 = m2 + bm2 + delta**2 * total * btotal / new_total
         total += btotal
+    if distributed.is_distributed():  # sharded labels: every rank gets the global stats
+        seen, total, sums, mean, m2 = _reduce_over_ranks(kind, seen, total, sums, mean, m2)
     if seen == 0:
         raise ValueError("y: empty, no labels to initialize from")
     if total <= 0:
@@ -179,6 +183,25 @@ def label_stats(y, kind: str, sample_weight=None, num_classes: int | None = None
     if kind == "softmax" and len(sums) < 2:
         raise ValueError("y: softmax needs at least 2 classes; pass num_classes")
     return LabelStats(kind, total, mean if kind == "linear" else sums / total, m2, column)
+
+
+def _reduce_over_ranks(kind, seen, total, sums, mean, m2):
+    """Global label statistics from every rank's shard: counts and sums all-reduced, the
+    linear kind's moments merged by Chan's rule (rank order, identical on every rank)."""
+    local_width = torch.tensor([0.0 if sums is None else float(len(sums))], dtype=torch.float64)
+    width = int(max(t.item() for t in distributed.all_gather(local_width)))
+
+    def pad(a):
+        a = np.zeros(width) if a is None else np.asarray(a, dtype=np.float64)
+        return torch.as_tensor(np.pad(a, (0, width - len(a))))
+    if kind == "linear":
+        count = torch.full((width,), float(total), dtype=torch.float64)
+        _, mu, s = distributed.merge_moments(count, pad(mean), pad(m2))
+        mean, m2 = mu.numpy(), s.numpy()
+    head = distributed.all_reduce_sum(torch.tensor([float(seen), float(total)],
+                                                   dtype=torch.float64))
+    sums = distributed.all_reduce_sum(pad(sums)).numpy()
+    return int(head[0]), float(head[1]), sums, mean, m2
 
 
 def _bias_from_stats(stats: LabelStats, eps: float) -> np.ndarray:

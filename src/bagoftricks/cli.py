@@ -44,6 +44,8 @@ def clean_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:  # (a RuntimeError too, but an intended exit)
+            raise
         except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
@@ -235,14 +237,40 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             batch_size: int = typer.Option(64), lr: float = typer.Option(1e-3),
             seed: int = typer.Option(0),
             resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
+            nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
+                                      "(gloo on CPU, NCCL on GPUs)."),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
     schema). Checkpoints go to OUT.partial/ until the model is complete."""
+    import os
+
+    from . import distributed
     from .model_io import train_and_save
 
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
+                "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed)]
+        args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
+            ["--quiet"] if quiet else [])
+        raise typer.Exit(_torchrun(nproc, args))
+    distributed.init_from_env()
     train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size, lr=lr,
                    seed=seed, resume=resume, log=_log(quiet))
-    typer.echo(f"model written to {out}")
+    if distributed.rank() == 0:
+        typer.echo(f"model written to {out}")
+
+
+def _torchrun(nproc: int, args: list[str]) -> int:
+    """Run ``bagoftricks ARGS`` on ``nproc`` local processes through torchrun."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+           "--master_addr", "127.0.0.1", "--master_port", str(port),
+           "-m", "bagoftricks.cli", *args]
+    return subprocess.run(cmd).returncode
 
 
 @app.command()

@@ -53,3 +53,33 @@ def mean_over_ranks(value: float) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.item() / world_size()
+
+
+def init_from_env(timeout_seconds: float = 300) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (gloo on
+    CPU, NCCL when CUDA is available); returns True when running distributed."""
+    import datetime
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds))
+    return True
+
+
+def merge_moments(count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> tuple:
+    """Per-feature (count, mean, M2) merged over all ranks by Chan's rule, in rank order,
+    so every rank gets bit-identical statistics (float64 on the CPU)."""
+    gathered = all_gather(torch.stack([count, mean, m2]).double().cpu())
+    n, mu, s = gathered[0]
+    for g in gathered[1:]:
+        nb, mb, sb = g
+        total = n + nb
+        safe = torch.where(total > 0, total, 1.0)
+        delta = mb - mu
+        mu = mu + delta * (nb / safe)
+        s = s + sb + delta**2 * (n * nb / safe)
+        n = total
+    return n, mu, s

@@ -118,6 +118,9 @@ def weighted_loss(input: torch.Tensor, target: torch.Tensor, loss: str = "cross_
     else:
         if class_weight is not None:
             raise ValueError("class_weight: not defined for mse (use sample_weight)")
+        if input.shape != target.shape:  # broadcasting (n, 1) against (n,) is a silent bug
+            raise ValueError(f"target: shape {tuple(target.shape)} does not match the "
+                             f"input's {tuple(input.shape)}")
         per = F.mse_loss(input, target.to(input.dtype), reduction="none")
         if per.ndim > 1:
             per = per.reshape(per.shape[0], -1).mean(1)

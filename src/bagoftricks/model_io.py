@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .experiments import stratified_split
 from .report import atomic_folder
 from .standardize import Standardize
@@ -33,7 +34,8 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     tr, va = stratified_split(y, 0.1, seed)
     partial = Path(f"{out}.partial")
-    if not resume:
+    leader = distributed.rank() == 0
+    if not resume and leader:
         shutil.rmtree(partial, ignore_errors=True)
     model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
     result = fit(model, (X[tr], y[tr]), val_data=(X[va], y[va]), epochs=epochs,
@@ -47,8 +49,9 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         (folder / "config.json").write_text(json.dumps(
             {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
              "history": result.history.epochs}, indent=1))
-    atomic_folder(out, write)
-    shutil.rmtree(partial, ignore_errors=True)
+    if leader:  # only rank 0 writes
+        atomic_folder(out, write)
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 

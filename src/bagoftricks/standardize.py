@@ -147,12 +147,8 @@ class RunningStandardizer:
     def sync(self) -> RunningStandardizer:
         """Merge the statistics of every rank (rank order, so all ranks agree exactly)."""
         self._check_fitted()
-        gathered = distributed.all_gather(torch.stack([self.count, self.mean_, self.m2]).cpu())
-        first = gathered[0]
-        merged = (first[0], first[1], first[2])
-        for g in gathered[1:]:
-            merged = _merge(merged, (g[0], g[1], g[2]))
         dev = self.count.device
+        merged = distributed.merge_moments(self.count, self.mean_, self.m2)
         self.count, self.mean_, self.m2 = (t.to(dev) for t in merged)
         return self
 

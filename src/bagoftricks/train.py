@@ -147,6 +147,11 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         callbacks: Sequence[Callable] = (), log: str = "auto") -> FitResult:
     """Train ``model`` on ``train_data = (X, y)`` with the tricks of ``tricks``.
 
+    Started by ``torchrun``, it trains with ``DistributedDataParallel``: every rank takes
+    the same global batch of ``batch_size`` and its strided share of it, so the per-epoch
+    losses equal the one-process run's; only rank 0 logs and writes checkpoints, and
+    every rank resumes from them.
+
     ``y``: integer class labels (classification: cross-entropy over ``K = max + 1``
     outputs) or floats (regression: MSE). ``optimizer``: a function of the parameters
     and ``lr`` returning a torch optimizer (default RAdam). ``callbacks``: called as
@@ -197,28 +202,39 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["plateau"])
-        acc.load_state_dict(state["accumulator"])
+        if distributed.rank() == 0:  # the saved sums are already over every rank
+            acc.load_state_dict(state["accumulator"])
         torch.set_rng_state(state["rng"])
         history.epochs = state["history"]
         start_epoch, start_step = state["epoch"], state["step"]
 
     def save(epoch: int, step: int) -> None:
-        if ckpt is None or distributed.rank() != 0:
+        if ckpt is None:
+            return
+        acc_state = acc.state_dict(reduce=True)  # a collective: before the rank check
+        if distributed.rank() != 0:
             return
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                       "plateau": sched.state_dict() if sched is not None else {},
-                      "accumulator": acc.state_dict(), "rng": torch.get_rng_state(),
+                      "accumulator": acc_state, "rng": torch.get_rng_state(),
                       "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
 
     def prepare(xb):
         return std.transform(xb) if std is not None else xb
 
-    def loss_of(out, yb):
-        if loss == "cross_entropy":
-            return weighted_loss(out, yb, class_weight=cw)
-        return nn.functional.mse_loss(out.reshape(yb.shape), yb.float())
+    def batch_weight(yb):
+        return cw[yb].sum() if cw is not None else torch.tensor(float(len(yb)))
 
-    logger = _Logger(log, epochs)
+    # Under torchrun every rank holds the data, takes the same global batch and trains on
+    # its strided share; each rank's loss is scaled so that DDP's gradient average is the
+    # gradient of the global batch's weighted mean (exactly as on one process).
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ValueError(f"batch_size: {batch_size} is not divisible by the {world} ranks")
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model)
+    logger = _Logger(log if rank == 0 else "none", epochs)
     for epoch in range(start_epoch, epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -232,14 +248,17 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         model.train()
         for step in range(start_step, len(batches)):
             idx = batches[step]
-            out = model(prepare(X[idx]))
-            batch_loss = loss_of(out, y[idx])
+            mine = idx[rank::world]
+            out = net(prepare(X[mine]))
+            target = y[mine] if loss == "cross_entropy" else y[mine].float().reshape(out.shape)
+            mean = weighted_loss(out, target, loss, class_weight=cw)
+            share = batch_weight(y[mine])
             opt.zero_grad()
-            batch_loss.backward()
+            (mean * (share * world / batch_weight(y[idx]))).backward()
             if tricks.clip_norm:
                 clip_grad_norm_(model.parameters(), tricks.clip_norm)
             opt.step()
-            acc.update(batch_loss, n=len(idx))
+            acc.update(mean, n=share)  # the epoch's weighted mean over every rank
             logger.advance()
             if checkpoint_every and (step + 1) % checkpoint_every == 0 and \
                     step + 1 < len(batches):
@@ -255,7 +274,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         record["seconds"] = time.perf_counter() - t0
         history.epochs.append(record)
         logger.end(record)
-        for callback in callbacks:
+        for callback in callbacks if rank == 0 else ():
             callback(record)
         save(epoch + 1, 0)
     return FitResult(model, history, std, task, k)

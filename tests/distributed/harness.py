@@ -22,7 +22,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(name: str, world_size: int = 2, timeout: float = 120, **kwargs) -> list:
+def run(name: str, world_size: int = 2, timeout: float = 120, expect_kill: bool = False,
+        **kwargs) -> list:
+    """Per-rank results; with ``expect_kill`` every rank must die by SIGKILL instead."""
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size)}
@@ -34,6 +36,11 @@ def run(name: str, world_size: int = 2, timeout: float = 120, **kwargs) -> list:
     try:
         for r, p in enumerate(procs):
             out, err = p.communicate(timeout=timeout)
+            if expect_kill:
+                if p.returncode != -9:
+                    raise AssertionError(f"rank {r} of {name!r} was not killed "
+                                         f"({p.returncode}):\n{err}")
+                continue
             if p.returncode != 0:
                 raise AssertionError(f"rank {r} of {name!r} failed ({p.returncode}):\n{err}")
             results.append(json.loads(out.strip().splitlines()[-1]))

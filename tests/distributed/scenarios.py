@@ -54,6 +54,44 @@ def plateau_decisions(rank: int, world: int, seqs: list) -> list:
     return sched.cut_epochs
 
 
+def bias_sharded(rank: int, world: int, y: list, kind: str) -> list:
+    """Each rank holds an uneven shard of the labels; bias_for sees them all."""
+    from bagoftricks import bias_for
+
+    cut = len(y) // 3
+    mine = y[:cut] if rank == 0 else y[cut:]
+    return bias_for(mine, kind, dtype=torch.float64).tolist()
+
+
+def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False,
+            kill_at: int | None = None, epochs: int = 3) -> dict:
+    """The reference loop under DDP on the worker's data; optionally SIGKILL at a step."""
+    import signal
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bagoftricks import Tricks, fit
+    from bagoftricks.train import tabular_mlp
+    from train_worker import data
+
+    torch.set_num_threads(1)
+    if kill_at is not None:
+        original, calls = torch.optim.RAdam.step, [0]
+
+        def step(self, *args, **kwargs):
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, *args, **kwargs)
+        torch.optim.RAdam.step = step
+    X, y = data()
+    model = tabular_mlp(6, 2, (16,), seed=0)
+    res = fit(model, (X[:240], y[:240]), val_data=(X[240:], y[240:]), epochs=epochs,
+              batch_size=16, tricks=Tricks(), checkpoint_dir=ckpt, resume=resume,
+              checkpoint_every=5, seed=3, log="none")
+    return {"train": res.history.series("train_loss"), "val": res.history.series("val_loss"),
+            "weights": [p.detach().double().flatten().tolist() for p in model.parameters()]}
+
+
 def main() -> None:
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

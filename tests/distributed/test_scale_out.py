@@ -1,0 +1,63 @@
+"""The reference loop and bias initialization under torch.distributed (2 gloo ranks)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bagoftricks import bias_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+import scenarios  # noqa: E402
+
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
+
+
+@pytest.mark.parametrize("kind, y", [
+    ("softmax", np.random.default_rng(0).choice(5, 301, p=[.6, .2, .1, .1, 0]).tolist()),
+    ("sigmoid", (np.random.default_rng(1).random(200) < 0.05).astype(int).tolist()),
+    ("linear", np.random.default_rng(2).normal(3, 2, 150).tolist()),
+])
+def test_bias_from_sharded_labels_equals_single_process(kind, y):
+    results = harness.run("bias_sharded", 2, y=y, kind=kind)
+    single = bias_for(y, kind, dtype=torch.float64).numpy()
+    for r in results:
+        np.testing.assert_allclose(r, single, rtol=1e-12, atol=1e-12)
+
+
+def test_two_process_fit_matches_one_process_per_epoch():
+    two = harness.run("fit_run", 2)
+    one = scenarios.fit_run(0, 1)
+    assert two[0]["train"] == two[1]["train"]
+    np.testing.assert_allclose(two[0]["train"], one["train"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(two[0]["val"], one["val"], rtol=0, atol=1e-5)
+
+
+def test_two_process_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    full = harness.run("fit_run", 2, ckpt=str(tmp_path / "a"))
+    harness.run("fit_run", 2, ckpt=str(tmp_path / "b"), kill_at=40, expect_kill=True)
+    assert (tmp_path / "b" / "checkpoint.pt").exists()
+    resumed = harness.run("fit_run", 2, ckpt=str(tmp_path / "b"), resume=True)
+    assert resumed[0]["train"] == full[0]["train"]
+    assert resumed[0]["weights"] == full[0]["weights"] == resumed[1]["weights"]
+
+
+def test_fit_command_with_nproc_2_through_torchrun(tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200) * 50})
+    df["y"] = np.where(df.a + df.b / 50 > 1, "yes", "no")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "model"
+    proc = subprocess.run([sys.executable, "-m", "bagoftricks.cli", "fit", str(tmp_path / "d.csv"),
+                           "--target", "y", "--out", str(out), "--epochs", "2", "--nproc", "2",
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "model.pt").exists() and not Path(f"{out}.partial").exists()
+    assert proc.stdout.count("model written") == 1  # only rank 0 speaks
