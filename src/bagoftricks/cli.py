@@ -254,10 +254,13 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             ["--quiet"] if quiet else [])
         raise typer.Exit(_torchrun(nproc, args))
     distributed.init_from_env()
-    train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size, lr=lr,
-                   seed=seed, resume=resume, log=_log(quiet))
-    if distributed.rank() == 0:
-        typer.echo(f"model written to {out}")
+    try:
+        train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size,
+                       lr=lr, seed=seed, resume=resume, log=_log(quiet))
+        if distributed.rank() == 0:
+            typer.echo(f"model written to {out}")
+    finally:
+        distributed.shutdown()
 
 
 def _torchrun(nproc: int, args: list[str]) -> int:

@@ -83,3 +83,10 @@ def merge_moments(count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> 
         s = s + sb + delta**2 * (n * nb / safe)
         n = total
     return n, mu, s
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly (a barrier, then destroy) if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -9,6 +9,7 @@ the RNG state, the epoch and the position inside it.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -277,6 +278,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         for callback in callbacks if rank == 0 else ():
             callback(record)
         save(epoch + 1, 0)
+    if net is not model:  # free DDP's reducer now: collected after the process group is
+        del net           # destroyed, it aborts the process ("terminate called ...")
+        gc.collect()
     return FitResult(model, history, std, task, k)
 
 

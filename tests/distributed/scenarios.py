@@ -97,10 +97,12 @@ def main() -> None:
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world,
                             timeout=timedelta(seconds=60))
+    from bagoftricks import distributed
+
     try:
         result = globals()[name](rank, world, **kwargs)
     finally:
-        dist.destroy_process_group()
+        distributed.shutdown()
     print(json.dumps(result))
 
 
