@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from .moments import chan_merge
+
 
 def is_distributed() -> bool:
     """True when a process group is initialized with more than one rank."""
@@ -73,16 +75,10 @@ def merge_moments(count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> 
     """Per-feature (count, mean, M2) merged over all ranks by Chan's rule, in rank order,
     so every rank gets bit-identical statistics (float64 on the CPU)."""
     gathered = all_gather(torch.stack([count, mean, m2]).double().cpu())
-    n, mu, s = gathered[0]
+    merged = tuple(gathered[0])
     for g in gathered[1:]:
-        nb, mb, sb = g
-        total = n + nb
-        safe = torch.where(total > 0, total, 1.0)
-        delta = mb - mu
-        mu = mu + delta * (nb / safe)
-        s = s + sb + delta**2 * (n * nb / safe)
-        n = total
-    return n, mu, s
+        merged = chan_merge(merged, tuple(g))
+    return merged
 
 
 def shutdown() -> None:

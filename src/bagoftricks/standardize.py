@@ -15,20 +15,9 @@ import torch
 from torch import nn
 
 from . import distributed
+from .moments import chan_merge
 
 _POLICIES = ("raise", "omit")
-
-
-def _merge(a: tuple, b: tuple) -> tuple:
-    """Chan et al. merge of two (count, mean, m2) triples (per feature, float64)."""
-    n_a, mean_a, m2_a = a
-    n_b, mean_b, m2_b = b
-    n = n_a + n_b
-    safe = torch.where(n > 0, n, 1.0)
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / safe)
-    m2 = m2_a + m2_b + delta**2 * (n_a * n_b / safe)
-    return n, mean, m2
 
 
 class RunningStandardizer:
@@ -116,7 +105,7 @@ class RunningStandardizer:
             self.count, self.mean_, self.m2 = stats
         else:
             dev = self.count.device
-            self.count, self.mean_, self.m2 = _merge(
+            self.count, self.mean_, self.m2 = chan_merge(
                 (self.count, self.mean_, self.m2), tuple(s.to(dev) for s in stats))
         return self
 
@@ -139,7 +128,7 @@ class RunningStandardizer:
             raise ValueError(f"other: has {other.count.shape[0]} features, this has "
                              f"{self.count.shape[0]}")
         dev = self.count.device
-        self.count, self.mean_, self.m2 = _merge(
+        self.count, self.mean_, self.m2 = chan_merge(
             (self.count, self.mean_, self.m2), tuple(t.to(dev) for t in (
                 other.count, other.mean_, other.m2)))
         return self
