@@ -110,8 +110,14 @@ class _IRLS:
 
     def run(self, beta, tol, max_iter):
         """Iterate from ``beta`` (None: the family's starting mean). Returns a dict with
-        beta, A at beta, iterations, converged, the last change, deviances, Pearson
-        chi² and the count of saturated observations."""
+        beta, A, iterations, converged, the last change, deviances, Pearson chi² and the
+        count of saturated observations.
+
+        Each sweep at ``beta_k`` gives the deviance there and the Newton step to
+        ``beta_k+1``; once the deviance has settled and that step is negligible, the
+        step is taken without another sweep (A, the deviance and the Pearson statistic
+        are then those of ``beta_k``, a difference far below ``tol``).
+        """
         A, b, dev, pearson, saturated = self.sweep(beta)
         if not (np.isfinite(A).all() and np.isfinite(b).all()):
             raise ValueError("X: contains NaN or infinite values")
@@ -119,8 +125,7 @@ class _IRLS:
         while it < max_iter:
             it += 1
             new = solve_normal(A, b, fallback=self.rank_deficient, names=self.names)
-            A, b, dev, pearson, saturated = self.sweep(new)
-            pen_dev = dev + float(self.penalty @ new**2)
+            pen_dev = dev + (float(self.penalty @ beta**2) if beta is not None else 0.0)
             step = np.abs(new - beta).max() if beta is not None else math.inf
             beta, change, last = new, abs(last - pen_dev), pen_dev
             # Both settle: the deviance, and the coefficients (Fisher scoring with a
@@ -131,6 +136,7 @@ class _IRLS:
                     step <= 10 * tol * (1.0 + np.abs(beta).max()) or saturated):
                 converged = True
                 break
+            A, b, dev, pearson, saturated = self.sweep(beta)
         return {"beta": beta, "A": A, "iterations": it, "converged": converged,
                 "change": change, "penalized_deviance": last, "deviance": dev,
                 "pearson": pearson, "saturated": saturated}
