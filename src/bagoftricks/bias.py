@@ -71,7 +71,6 @@ class LabelStats:
     total: float
     mean: np.ndarray
     m2: np.ndarray | None
-    column: bool  # y was 1-D (a single output)
 
     @property
     def var(self) -> np.ndarray:
@@ -182,7 +181,7 @@ def label_stats(y, kind: str, sample_weight=None, num_classes: int | None = None
         raise ValueError("sample_weight: all weights are zero")
     if kind == "softmax" and len(sums) < 2:
         raise ValueError("y: softmax needs at least 2 classes; pass num_classes")
-    return LabelStats(kind, total, mean if kind == "linear" else sums / total, m2, column)
+    return LabelStats(kind, total, mean if kind == "linear" else sums / total, m2)
 
 
 def _reduce_over_ranks(kind, seen, total, sums, mean, m2):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .train import FitResult, Tricks, fit, tabular_mlp
 
@@ -88,7 +87,3 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
 
 def first_seed_histories(runs: list[Run]) -> dict:
     return {r.name: r.result.history for r in runs if r.seed == 0}
-
-
-def to_tensors(X, y):
-    return torch.as_tensor(X), torch.as_tensor(y)
