@@ -50,6 +50,15 @@ def run_all(train, val, num_outputs: int, tricks: dict[str, Tricks], *, epochs: 
     return runs
 
 
+def _mean_std(values, fmt: str = ".4f") -> str:
+    """``mean ± std`` over seeds (NaN = never reached, counted)."""
+    v = np.asarray(values, float)
+    if np.isnan(v).all():
+        return "never"
+    out = f"{np.nanmean(v):{fmt}}" + (f" ± {np.nanstd(v):{fmt}}" if len(v) > 1 else "")
+    return out + (f" ({int(np.isnan(v).sum())} never)" if np.isnan(v).any() else "")
+
+
 def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
     """A table: per variant, mean ± std over seeds of the headline numbers."""
     plain = {r.seed: r.result.history for r in runs if r.name == "plain"}
@@ -73,15 +82,8 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
             secs.append(sum(h.series("seconds")))
         stats[name] = {"best_val_loss": best, "epoch_of_best": at, "epochs_to_plain_best": reach,
                        "final_metric": metric, "seconds": secs}
-
-        def ms(v, fmt=".4f"):
-            v = np.asarray(v, float)
-            if np.isnan(v).all():
-                return "never"
-            s = f"{np.nanmean(v):{fmt}}"
-            return s + (f" ± {np.nanstd(v):{fmt}}" if len(v) > 1 else "") + (
-                f" ({int(np.isnan(v).sum())} never)" if np.isnan(v).any() else "")
-        rows.append([name, ms(best), ms(at, ".1f"), ms(reach, ".1f"), ms(metric), ms(secs, ".1f")])
+        rows.append([name, _mean_std(best), _mean_std(at, ".1f"), _mean_std(reach, ".1f"),
+                     _mean_std(metric), _mean_std(secs, ".1f")])
     return header, rows, stats
 
 

@@ -64,7 +64,8 @@ def _members(codes: np.ndarray, counts: np.ndarray, wanted: np.ndarray,
             for c in wanted}
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit generator seed from ``(seed, epoch)``, the same on every machine."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
 
 
@@ -123,7 +124,7 @@ class OversamplingSampler(Sampler[int]):
 
     def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
         """The whole (unsharded) epoch as one int tensor of length ``K * n_max``."""
-        gen = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch if epoch is None
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch if epoch is None
                                                         else epoch))
         table = torch.empty(self.total, dtype=self._dtype)
         torch.arange(self.n, out=table[:self.n])

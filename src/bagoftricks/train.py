@@ -28,7 +28,7 @@ from .centralize import Centralized, clip_grad_norm_
 from .imbalance import class_weights, weighted_loss
 from .metrics import classification_metrics, regression_metrics
 from .plateau import FluctuationPlateau
-from .sampler import OversamplingSampler, _epoch_seed
+from .sampler import OversamplingSampler, epoch_seed
 from .scaling import scale_hparams
 from .standardize import RunningStandardizer
 
@@ -241,7 +241,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             sampler.set_epoch(epoch)
             order = sampler.epoch_indices().long()
         else:
-            gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+            gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
             order = torch.randperm(len(y), generator=gen)
         batches = order.split(batch_size)
         t0 = time.perf_counter()
