@@ -14,49 +14,15 @@ the labels are never materialized.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import distributed
+from .labels import label_batches
 
 KINDS = ("linear", "sigmoid", "softmax")
-
-
-def _as_numpy(value, name: str) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:
-            value = value.float()
-        return value.numpy()
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: cannot be read as an array ({err})") from None
-
-
-def _batches(y, sample_weight):
-    """Yield ``(y, w)`` NumPy pairs from arrays or from an iterable of batches."""
-    if isinstance(y, (torch.Tensor, np.ndarray, list, tuple)):
-        yield _as_numpy(y, "y"), None if sample_weight is None else _as_numpy(
-            sample_weight, "sample_weight")
-        return
-    if not isinstance(y, Iterable) or isinstance(y, (str, bytes)):
-        raise ValueError(f"y: expected labels (tensor, array, list) or an iterable of batches, "
-                         f"got {type(y).__name__}")
-    if sample_weight is not None:
-        raise ValueError("sample_weight: with an iterable of batches, pass weights as the "
-                         "third element of each batch (x, y, w) instead")
-    for batch in y:
-        if isinstance(batch, (tuple, list)):
-            if len(batch) < 2:
-                raise ValueError("y: a batch tuple must be (x, y) or (x, y, w)")
-            weight = _as_numpy(batch[2], "sample_weight") if len(batch) > 2 else None
-            yield _as_numpy(batch[1], "y"), weight
-        else:
-            yield _as_numpy(batch, "y"), None
 
 
 @dataclass
@@ -143,7 +109,7 @@ def label_stats(y, kind: str, sample_weight=None, num_classes: int | None = None
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
         raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
     total, sums, mean, m2, column, seen = 0.0, None, None, None, None, 0
-    for yb, wb in _batches(y, sample_weight):
+    for yb, wb in label_batches(y, sample_weight):
         yb = _check_finite(yb)
         if yb.ndim == 0:
             raise ValueError("y: expected an array of labels, got a scalar")

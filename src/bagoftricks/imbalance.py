@@ -7,33 +7,20 @@ gradient is ``sum_i w_i grad l_i / sum_i w_i``. Oversampling lives in ``sampler.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bias import _as_numpy
+from .labels import as_numpy, label_batches
 
 SCHEMES = ("balanced", "uniform")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse")
 
 
-def _label_batches(y):
-    if isinstance(y, (torch.Tensor, np.ndarray, list, tuple)):
-        yield _as_numpy(y, "y")
-        return
-    if not isinstance(y, Iterable) or isinstance(y, (str, bytes)):
-        raise ValueError(f"y: expected labels or an iterable of label batches, got "
-                         f"{type(y).__name__}")
-    for batch in y:
-        yield _as_numpy(batch[1] if isinstance(batch, (tuple, list)) else batch, "y")
-
-
 def class_counts(y) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct labels and their counts, from labels or an iterable of batches."""
     counts: dict = {}
-    for yb in _label_batches(y):
+    for yb, _ in label_batches(y):
         if yb.ndim != 1:
             raise ValueError(f"y: labels must be 1-D, got shape {yb.shape}")
         if yb.dtype.kind == "f" and not np.all(np.isfinite(yb)):
@@ -62,7 +49,7 @@ def class_weights(y, scheme: str = "balanced", classes=None) -> np.ndarray:
     if classes is None:
         classes = seen
     else:
-        classes = _as_numpy(classes, "classes")
+        classes = as_numpy(classes, "classes")
         if classes.ndim != 1 or len(classes) == 0:
             raise ValueError("classes: expected a non-empty 1-D list of labels")
         extra = np.setdiff1d(seen, classes)
@@ -81,7 +68,7 @@ def class_weights(y, scheme: str = "balanced", classes=None) -> np.ndarray:
 def sample_weights(y, scheme: str = "balanced") -> np.ndarray:
     """Per-sample weights ``w_i = class_weight[y_i]`` (scikit-learn's
     ``compute_sample_weight``)."""
-    y = _as_numpy(y, "y")
+    y = as_numpy(y, "y")
     classes, _ = class_counts(y)
     return class_weights(y, scheme)[np.searchsorted(classes, y)]
 

@@ -16,14 +16,14 @@ import torch
 from torch.utils.data import Sampler
 
 from . import distributed
-from .bias import _as_numpy
+from .labels import as_numpy
 
 _CHUNK = 1 << 16  # indices converted to Python ints at a time while iterating
 
 
 def _class_codes(labels) -> tuple[np.ndarray, np.ndarray]:
     """Validated labels as codes ``0..K-1`` (non-negative int labels are used as they are)."""
-    y = _as_numpy(labels, "labels")
+    y = as_numpy(labels, "labels")
     if y.ndim != 1:
         raise ValueError(f"labels: expected a 1-D array of class labels, got shape {y.shape}")
     if y.size == 0:
