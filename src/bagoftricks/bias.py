@@ -21,6 +21,7 @@ import torch
 
 from . import distributed
 from .labels import label_batches
+from .moments import chan_merge
 
 KINDS = ("linear", "sigmoid", "softmax")
 
@@ -133,11 +134,8 @@ def label_stats(y, kind: str, sample_weight=None, num_classes: int | None = None
             elif len(bsums) < len(sums):
                 bsums = np.pad(bsums, (0, len(sums) - len(bsums)))
             sums = sums + bsums
-            if kind == "linear" and btotal > 0:  # Chan et al. weighted merge
-                new_total = total + btotal
-                delta = bmean - mean
-                mean = mean + delta * btotal / new_total
-                m2 = m2 + bm2 + delta**2 * total * btotal / new_total
+            if kind == "linear" and btotal > 0:  # weighted counts, Chan's merge
+                _, mean, m2 = chan_merge((total, mean, m2), (btotal, bmean, bm2))
         total += btotal
     if distributed.is_distributed():  # sharded labels: every rank gets the global stats
         seen, total, sums, mean, m2 = _reduce_over_ranks(kind, seen, total, sums, mean, m2)
