@@ -110,6 +110,12 @@ def test_state_dict_and_module():
     torch.testing.assert_close(module(x), s.transform(x))
     model = torch.nn.Sequential(module, torch.nn.Linear(4, 1))
     assert "0.mean" in model.state_dict()
+    empty = Standardize(num_features=4)  # built for loading a saved model into
+    torch.testing.assert_close(empty(x), x)
+    empty.load_state_dict(module.state_dict())
+    torch.testing.assert_close(empty(x), s.transform(x))
+    with pytest.raises(ValueError, match="standardizer: "):
+        Standardize()
 
 
 @pytest.mark.parametrize("call, match", [

@@ -102,14 +102,6 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
     typer.echo(f"report written to {out}/report.md")
 
 
-def _scan_and_load(data: Path, target: str, task: str | None):
-    from .tabular import load, scan
-
-    s = scan(data, target, task)
-    X, y = load(data, s.schema)
-    return s, X, y
-
-
 @app.command()
 @clean_errors
 def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
@@ -124,8 +116,9 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .experiments import first_seed_histories, run_all, stratified_split, summarize
     from .experiments import variants as make_variants
     from .report import write_report
+    from .tabular import read
 
-    s, X, y = _scan_and_load(data, target, task)
+    s, X, y = read(data, target, task)
     tr, va = stratified_split(y, 0.2)
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     runs = run_all((X[tr], y[tr]), (X[va], y[va]), k, make_variants(ablate), epochs=epochs,
@@ -298,9 +291,10 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         alpha: float = typer.Option(0.0, help="L2 penalty.")) -> None:
     """Fit a GLM by IRLS and print its summary."""
     from .linear import GLM
+    from .tabular import read
 
     task = "classification" if family == "binomial" else "regression"
-    s, X, y = _scan_and_load(data, target, task)
+    s, X, y = read(data, target, task)
     if family == "binomial" and len(s.schema.classes) != 2:
         raise ValueError(f"--target: binomial needs 2 classes, {target!r} has "
                          f"{len(s.schema.classes)}")

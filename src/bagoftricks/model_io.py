@@ -17,7 +17,7 @@ from . import distributed
 from .experiments import stratified_split
 from .report import atomic_folder
 from .standardize import Standardize
-from .tabular import Schema, encode, iter_batches, load, scan
+from .tabular import Schema, encode, iter_batches, read
 from .train import Tricks, fit, tabular_mlp
 
 HIDDEN = (128, 64)
@@ -29,8 +29,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
     killed run and ``out`` appears only once complete."""
-    s = scan(data, target, task)
-    X, y = load(data, s.schema)
+    s, X, y = read(data, target, task)
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     tr, va = stratified_split(y, 0.1, seed)
     partial = Path(f"{out}.partial")
@@ -62,13 +61,8 @@ def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
     schema = Schema.load(model_dir / "schema.json")
     cfg = json.loads((model_dir / "config.json").read_text())
     state = torch.load(model_dir / "model.pt", weights_only=True)
-    from .standardize import RunningStandardizer
-    std = RunningStandardizer()
-    std.count = torch.ones(cfg["in_features"], dtype=torch.float64)
-    std.mean_ = torch.zeros(cfg["in_features"], dtype=torch.float64)
-    std.m2 = torch.ones(cfg["in_features"], dtype=torch.float64)
-    model = nn.Sequential(Standardize(std), tabular_mlp(cfg["in_features"], cfg["out_features"],
-                                                        cfg["hidden"]))
+    model = nn.Sequential(Standardize(num_features=cfg["in_features"]),
+                          tabular_mlp(cfg["in_features"], cfg["out_features"], cfg["hidden"]))
     model.load_state_dict(state)
     return model.eval(), schema
 

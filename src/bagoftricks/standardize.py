@@ -222,11 +222,20 @@ class Standardize(nn.Module):
     The mean and scale are registered buffers, saved and moved with the model.
     """
 
-    def __init__(self, standardizer: RunningStandardizer) -> None:
+    def __init__(self, standardizer: RunningStandardizer | None = None, *,
+                 num_features: int | None = None, dim: int = -1) -> None:
+        """From a fitted ``standardizer``, or empty (``num_features`` wide, identity
+        until a saved ``state_dict`` is loaded into it)."""
         super().__init__()
-        self.dim = standardizer.dim
-        self.register_buffer("mean", standardizer.mean.float())
-        self.register_buffer("scale", standardizer.scale.float())
+        if standardizer is not None:
+            dim, mean, scale = standardizer.dim, standardizer.mean, standardizer.scale
+        elif num_features is not None:
+            mean, scale = torch.zeros(num_features), torch.ones(num_features)
+        else:
+            raise ValueError("standardizer: give a fitted RunningStandardizer or num_features")
+        self.dim = dim
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("scale", scale.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = [1] * x.ndim

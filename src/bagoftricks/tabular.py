@@ -223,3 +223,10 @@ def load(path, schema: Schema, with_target: bool = True):
     X = np.concatenate(xs) if xs else np.zeros((0, len(schema.feature_names())), np.float32)
     y = np.concatenate(ys) if with_target and ys and ys[0] is not None else None
     return X, y
+
+
+def read(path, target: str, task: str | None = None):
+    """``scan`` then ``load``: ``(Scan, X, y)`` for training on a file."""
+    s = scan(path, target, task)
+    X, y = load(path, s.schema)
+    return s, X, y
