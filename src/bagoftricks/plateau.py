@@ -76,8 +76,8 @@ class FluctuationPlateau:
         self.window, self.factor, self.beta, self.threshold = window, factor, beta, threshold
         self.patience_growth, self.cooldown, self.mode = patience_growth, cooldown, mode
         self.spike_clip = spike_clip
-        self.min_lrs, self.nan_policy, self.verbose = [float(m) for m in min_lrs], nan_policy, \
-            verbose
+        self.min_lrs = [float(m) for m in min_lrs]
+        self.nan_policy, self.verbose = nan_policy, verbose
         self.last_epoch = 0      # metrics seen (skipped ones excluded)
         self.num_cuts = 0
         self.cut_epochs: list[int] = []

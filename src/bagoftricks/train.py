@@ -30,7 +30,7 @@ from .metrics import classification_metrics, regression_metrics
 from .plateau import FluctuationPlateau
 from .sampler import OversamplingSampler, epoch_seed
 from .scaling import scale_hparams
-from .standardize import RunningStandardizer
+from .standardize import RunningStandardizer, Standardize
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -220,8 +220,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
                       "accumulator": acc_state, "rng": torch.get_rng_state(),
                       "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
 
-    def prepare(xb):
-        return std.transform(xb) if std is not None else xb
+    # Batches are standardized as they are drawn (no standardized copy of X), by the
+    # float32 layer the saved model also uses.
+    prepare = Standardize(std) if std is not None else nn.Identity()
 
     def batch_weight(yb):
         return cw[yb].sum() if cw is not None else torch.tensor(float(len(yb)))
@@ -285,7 +286,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: tuple, prepare: Callable, task: str,
+def evaluate(model: nn.Module, data: tuple, prepare: nn.Module, task: str,
              num_classes: int | None) -> dict:
     """Validation loss and the task's metrics."""
     model.eval()
