@@ -62,7 +62,8 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
                                  "--epochs", "3", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"model.pt", "schema.json", "config.json"}
+    assert {p.name for p in out.iterdir()} == {"model.pt", "schema.json", "config.json",
+                                               ".bagoftricks"}
     assert not (tmp_path / "model.partial").exists()
     preds = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", str(out), str(churn_csv), "--out", str(preds)])

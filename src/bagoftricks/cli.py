@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from ._validation import check_choice, check_float, check_int
+
+OVERWRITE_HELP = "Replace OUT even if it holds files this command did not write."
 
 app = typer.Typer(help="Tricks that make neural nets train faster and correctly.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -39,7 +43,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def clean_errors(fn):
-    """Bad input ends with one line on stderr and exit code 2, never a traceback."""
+    """Bad input ends with one line on stderr and exit code 2, never a traceback (under
+    torchrun, rank 0 alone prints it)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -47,9 +52,26 @@ def clean_errors(fn):
         except typer.Exit:  # (a RuntimeError too, but an intended exit)
             raise
         except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-            typer.echo(f"error: {err}", err=True)
+            if os.environ.get("RANK", "0") == "0":
+                typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
     return wrapper
+
+
+def _check_common(*, epochs: int | None = None, batch_size: int | None = None,
+                  lr: float | None = None, seeds: int | None = None,
+                  task: str | None = None) -> None:
+    """Validate the shared options before any data is read."""
+    if epochs is not None:
+        check_int("--epochs", epochs, 1)
+    if batch_size is not None:
+        check_int("--batch-size", batch_size, 1)
+    if lr is not None:
+        check_float("--lr", lr, positive=True)
+    if seeds is not None:
+        check_int("--seeds", seeds, 1)
+    if task is not None:
+        check_choice("--task", task, ("classification", "regression"))
 
 
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -73,6 +95,7 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
          batch_size: int = typer.Option(32, help="Batch size."),
          seeds: int = typer.Option(1, help="Repeat over this many seeds (spread reported)."),
          out: Path = typer.Option(Path("bagoftricks-report"), help="Report folder."),
+         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
          quiet: bool = typer.Option(False, "--quiet", help="Plain one-line-per-epoch logs.")
          ) -> None:
     """The main job: train the same MLP plain and with all tricks on a bundled imbalanced
@@ -80,8 +103,11 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
     from .data import load
     from .experiments import first_seed_histories, run_all, stratified_split, summarize
     from .experiments import variants as make_variants
+    from .files import check_output_folder
     from .report import write_report
 
+    _check_common(epochs=epochs, batch_size=batch_size, seeds=seeds)
+    check_output_folder(out, command="demo", overwrite=overwrite)
     ds = load(dataset)
     if ds.X_rest is not None:
         train, val = (ds.X, ds.y), (ds.X_rest, ds.y_rest)
@@ -98,7 +124,7 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
                    f"{len(val[1])} held-out samples. MLP 128-64, RAdam lr 1e-3, batches of "
                    f"{batch_size}. Tricks: {', '.join(__import__('bagoftricks').Tricks().on())}.")
     write_report(out, title, description, first_seed_histories(runs), header, rows,
-                 [str(k) for k in range(ds.num_classes)])
+                 [str(k) for k in range(ds.num_classes)], command="demo")
     typer.echo(f"report written to {out}/report.md")
 
 
@@ -110,14 +136,18 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             ablate: bool = typer.Option(False, help="Also switch each trick off in turn."),
             epochs: int = typer.Option(30), batch_size: int = typer.Option(64),
             lr: float = typer.Option(1e-3), seeds: int = typer.Option(1),
-            out: Path = typer.Option(Path("bagoftricks-report"), help="Report folder."),
+            out: Path = typer.Option(Path("bagoftricks-compare"), help="Report folder."),
+            overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Plain vs all tricks (and ablations) on your data, with a report."""
     from .experiments import first_seed_histories, run_all, stratified_split, summarize
     from .experiments import variants as make_variants
+    from .files import check_output_folder
     from .report import write_report
     from .tabular import read
 
+    _check_common(epochs=epochs, batch_size=batch_size, lr=lr, seeds=seeds, task=task)
+    check_output_folder(out, command="compare", inputs=[data], overwrite=overwrite)
     s, X, y = read(data, target, task)
     tr, va = stratified_split(y, 0.2)
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
@@ -128,7 +158,8 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     _print_table(title, header, rows)
     write_report(out, title, f"{s.rows} rows, {X.shape[1]} encoded features, 20% held out.",
                  first_seed_histories(runs), header, rows,
-                 [str(c) for c in s.schema.classes] if s.schema.classes else None)
+                 [str(c) for c in s.schema.classes] if s.schema.classes else None,
+                 command="compare")
     typer.echo(f"report written to {out}/report.md")
 
 
@@ -232,41 +263,75 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
                                       "(gloo on CPU, NCCL on GPUs)."),
+            overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
     schema). Checkpoints go to OUT.partial/ until the model is complete."""
-    import os
-
     from . import distributed
-    from .model_io import train_and_save
+    from .model_io import check_fit_output, partial_folder, train_and_save
 
+    _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
+    check_int("--nproc", nproc, 1)
+    if batch_size % nproc:
+        raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from .files import mark_folder, run_lock
+        from .tabular import scan
+
+        check_fit_output(data, out, overwrite)
+        scan(data, target, task)  # every data error once, here, before any rank starts
         args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed)]
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
-            ["--quiet"] if quiet else [])
-        raise typer.Exit(_torchrun(nproc, args))
+            ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
+        mark_folder(partial_folder(out), "fit")
+        with run_lock(partial_folder(out)):  # held here for the ranks (see train_and_save)
+            code = _torchrun(nproc, args)
+        if code == 0:
+            typer.echo(f"model written to {out}")
+        raise typer.Exit(code)
     distributed.init_from_env()
     try:
         train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size,
-                       lr=lr, seed=seed, resume=resume, log=_log(quiet))
-        if distributed.rank() == 0:
+                       lr=lr, seed=seed, resume=resume, log=_log(quiet), overwrite=overwrite,
+                       lock=os.environ.get(LOCK_HELD) != "1")
+        if "LOCAL_RANK" not in os.environ:
             typer.echo(f"model written to {out}")
+    except KeyboardInterrupt:
+        if distributed.rank() == 0:
+            typer.echo(f"interrupted: checkpoints are kept in {partial_folder(out)}; run the "
+                       "same command with --resume to continue", err=True)
+        raise typer.Exit(130) from None
     finally:
         distributed.shutdown()
 
 
+LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
+
+
 def _torchrun(nproc: int, args: list[str]) -> int:
-    """Run ``bagoftricks ARGS`` on ``nproc`` local processes through torchrun."""
+    """Run ``bagoftricks ARGS`` on ``nproc`` local processes through torchrun (in this
+    process, so a failed rank's exit code comes back without the launcher's traceback)."""
+    import logging
     import socket
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(port),
-           "-m", "bagoftricks.cli", *args]
-    return subprocess.run(cmd).returncode
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ[LOCK_HELD] = "1"
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    config = get_args_parser().parse_args(
+        ["--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1", "--master_port",
+         str(port), "-m", "bagoftricks.cli", *args])
+    try:
+        run(config)
+    except ChildFailedError as err:
+        return max(f.exitcode for f in err.failures.values())
+    return 0
 
 
 @app.command()
@@ -275,8 +340,10 @@ def predict(model_dir: Path = typer.Argument(..., help="A folder written by fit.
             data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             out: Path = typer.Option(..., help="Predictions CSV to write.")) -> None:
     """Predict with a saved model; the columns must match its schema."""
+    from .files import check_output_file
     from .model_io import predict_file
 
+    check_output_file(out, inputs=[data, model_dir])
     n = predict_file(model_dir, data, out)
     typer.echo(f"{n} predictions written to {out}")
 

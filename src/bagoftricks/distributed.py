@@ -57,6 +57,11 @@ def mean_over_ranks(value: float) -> float:
     return t.item() / world_size()
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on at least one (one collective)."""
+    return bool(all_reduce_sum(torch.tensor([int(flag)])).item())
+
+
 def init_from_env(timeout_seconds: float = 300) -> bool:
     """Join the process group that ``torchrun`` describes in the environment (gloo on
     CPU, NCCL when CUDA is available); returns True when running distributed."""

@@ -3,9 +3,9 @@ inside the model), the schema with the label mapping, and the architecture."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +15,15 @@ from torch import nn
 
 from . import distributed
 from .experiments import stratified_split
-from .report import atomic_folder
+from .files import (
+    atomic_file,
+    atomic_folder,
+    atomic_save,
+    check_output_folder,
+    clear_folder,
+    mark_folder,
+    run_lock,
+)
 from .standardize import Standardize
 from .tabular import Schema, encode, iter_batches, read
 from .train import Tricks, fit, tabular_mlp
@@ -23,34 +31,60 @@ from .train import Tricks, fit, tabular_mlp
 HIDDEN = (128, 64)
 
 
+def partial_folder(out: Path) -> Path:
+    """Where ``fit`` keeps its checkpoints until the model folder is complete."""
+    return Path(f"{out}.partial")
+
+
+def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a model folder (or its checkpoint folder) whose
+    replacement would lose files the user owns."""
+    for folder in (out, partial_folder(out)):
+        check_output_folder(folder, command="fit", inputs=[data], overwrite=overwrite)
+
+
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
-                   batch_size: int, lr: float, seed: int, resume: bool, log: str) -> Path:
+                   batch_size: int, lr: float, seed: int, resume: bool, log: str,
+                   overwrite: bool = False, lock: bool = True) -> Path:
     """Scan, train with all tricks (10% held out for the metrics), and write ``out``.
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
-    killed run and ``out`` appears only once complete."""
-    s, X, y = read(data, target, task)
-    k = len(s.schema.classes) if s.schema.task == "classification" else 1
-    tr, va = stratified_split(y, 0.1, seed)
-    partial = Path(f"{out}.partial")
-    leader = distributed.rank() == 0
-    if not resume and leader:
-        shutil.rmtree(partial, ignore_errors=True)
-    model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
-    result = fit(model, (X[tr], y[tr]), val_data=(X[va], y[va]), epochs=epochs,
-                 batch_size=batch_size, lr=lr, tricks=Tricks(), checkpoint_dir=partial,
-                 resume=resume, seed=seed, log=log)
-    full = nn.Sequential(Standardize(result.standardizer), model)
+    killed run and ``out`` appears only once complete. Rank 0 holds a lock on that
+    folder for the whole run (``lock=False``: the launching process holds it), so a
+    second run on the same ``out`` is refused."""
+    check_fit_output(data, out, overwrite)
+    partial = partial_folder(out)
+    with contextlib.ExitStack() as stack:
+        error = None
+        if distributed.rank() == 0:  # only rank 0 writes
+            try:
+                mark_folder(partial, "fit")
+                if lock:
+                    stack.enter_context(run_lock(partial))
+                if not resume:
+                    clear_folder(partial)
+            except ValueError as err:
+                error = err
+        if distributed.any_rank(error is not None):  # every rank stops together
+            raise error or ValueError("--out: rank 0 could not start the run")
+        s, X, y = read(data, target, task)
+        k = len(s.schema.classes) if s.schema.task == "classification" else 1
+        tr, va = stratified_split(y, 0.1, seed)
+        model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
+        result = fit(model, (X[tr], y[tr]), val_data=(X[va], y[va]), epochs=epochs,
+                     batch_size=batch_size, lr=lr, tricks=Tricks(), checkpoint_dir=partial,
+                     resume=resume, seed=seed, log=log)
+        full = nn.Sequential(Standardize(result.standardizer), model)
 
-    def write(folder: Path) -> None:
-        torch.save(full.state_dict(), folder / "model.pt")
-        s.schema.save(folder / "schema.json")
-        (folder / "config.json").write_text(json.dumps(
-            {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
-             "history": result.history.epochs}, indent=1))
-    if leader:  # only rank 0 writes
-        atomic_folder(out, write)
-        shutil.rmtree(partial, ignore_errors=True)
+        def write(folder: Path) -> None:
+            atomic_save(full.state_dict(), folder / "model.pt")
+            s.schema.save(folder / "schema.json")
+            (folder / "config.json").write_text(json.dumps(
+                {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
+                 "history": result.history.epochs}, indent=1))
+        if distributed.rank() == 0:
+            atomic_folder(out, write, command="fit")
+            shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
@@ -71,27 +105,22 @@ def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
 def predict_file(model_dir: Path, data: Path, out: Path) -> int:
     """Write predictions for every row of ``data`` to the CSV ``out``; returns the count."""
     model, schema = load_model(model_dir)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     n = 0
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
+    with atomic_file(out) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        if schema.task == "classification":
+            writer.writerow(["prediction"] + [f"p_{c}" for c in schema.classes])
+        else:
+            writer.writerow(["prediction"])
+        for batch in iter_batches(data):
+            X, _ = encode(batch, schema, with_target=False)
+            outp = model(torch.as_tensor(X))
             if schema.task == "classification":
-                writer.writerow(["prediction"] + [f"p_{c}" for c in schema.classes])
+                proba = outp.softmax(1).numpy()
+                for row in proba:
+                    writer.writerow([schema.classes[int(np.argmax(row))],
+                                     *[f"{p:.6g}" for p in row]])
             else:
-                writer.writerow(["prediction"])
-            for batch in iter_batches(data):
-                X, _ = encode(batch, schema, with_target=False)
-                outp = model(torch.as_tensor(X))
-                if schema.task == "classification":
-                    proba = outp.softmax(1).numpy()
-                    for row in proba:
-                        writer.writerow([schema.classes[int(np.argmax(row))],
-                                         *[f"{p:.6g}" for p in row]])
-                else:
-                    writer.writerows([[f"{v:.6g}"] for v in outp[:, 0].tolist()])
-                n += batch.num_rows
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+                writer.writerows([[f"{v:.6g}"] for v in outp[:, 0].tolist()])
+            n += batch.num_rows
     return n

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -12,29 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .files import atomic_folder  # noqa: E402
 from .train import History  # noqa: E402
-
-
-def atomic_folder(out: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a fresh temporary folder, then put it at ``out`` in one
-    rename: an interrupted or failed run never leaves a half-written ``out``."""
-    out = Path(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out
 
 
 def plot_losses(runs: dict[str, History], path: Path) -> None:
@@ -85,8 +61,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_report(out: Path, title: str, description: str, runs: dict[str, History],
                  header: list[str], rows: list[list[str]],
-                 class_names: list[str] | None = None) -> Path:
-    """report.md with the comparison table and the plots, written atomically."""
+                 class_names: list[str] | None = None, *, command: str) -> Path:
+    """report.md with the comparison table and the plots, written atomically into ``out``
+    and marked as written by ``command``."""
     def write(folder: Path) -> None:
         plot_losses(runs, folder / "loss.png")
         plot_lr(runs, folder / "lr.png")
@@ -97,4 +74,4 @@ def write_report(out: Path, title: str, description: str, runs: dict[str, Histor
         text = [f"# {title}", "", description, "", markdown_table(header, rows), ""]
         text += [f"![{name}]({name})" for name in images]
         (folder / "report.md").write_text("\n".join(text) + "\n")
-    return atomic_folder(out, write)
+    return atomic_folder(out, write, command=command)

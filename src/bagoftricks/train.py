@@ -25,6 +25,7 @@ from . import distributed
 from .accumulate import LossAccumulator
 from .bias import init_bias_
 from .centralize import Centralized, clip_grad_norm_
+from .files import atomic_save
 from .imbalance import class_weights, weighted_loss
 from .metrics import classification_metrics, regression_metrics
 from .plateau import FluctuationPlateau
@@ -101,12 +102,6 @@ def _task(y: torch.Tensor) -> tuple[str, int | None]:
     if y.is_floating_point():
         return "regression", None
     return "classification", int(y.max()) + 1
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _Logger:
@@ -215,7 +210,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         acc_state = acc.state_dict(reduce=True)  # a collective: before the rank check
         if distributed.rank() != 0:
             return
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+        atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                       "plateau": sched.state_dict() if sched is not None else {},
                       "accumulator": acc_state, "rng": torch.get_rng_state(),
                       "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
