@@ -21,18 +21,28 @@ def _acc_dtype(device: torch.device) -> torch.dtype:
 
 
 def _batch_size(n, device: torch.device, dtype: torch.dtype):
-    """Validate ``n`` without a host sync: a positive int stays a Python scalar."""
+    """Validate ``n`` without a host sync: ``(size, invalid)``. A positive int is checked
+    at once; a tensor's value is checked lazily (``invalid`` is a 0/1 tensor that
+    ``compute`` reads, and an invalid size counts as 0)."""
     if n is None:
-        return 1.0
+        return 1.0, 0.0
     if isinstance(n, torch.Tensor):
-        if n.numel() != 1 or n.is_complex():
-            raise ValueError(f"n: expected a scalar batch size, got shape {tuple(n.shape)}")
-        return n.reshape(()).to(device=device, dtype=dtype)
+        if n.numel() != 1 or n.is_complex() or n.dtype == torch.bool:
+            raise ValueError(f"n: expected a scalar batch size, got a {n.dtype} tensor of "
+                             f"shape {tuple(n.shape)}")
+        size = n.reshape(()).to(device=device, dtype=dtype)
+        valid = torch.isfinite(size) & (size > 0)
+        return torch.where(valid, size, 0.0), (~valid).to(dtype)
     if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"n: expected an int batch size, got {type(n).__name__}")
     if n <= 0:
         raise ValueError(f"n: batch size must be positive, got {n}")
-    return float(n)
+    return float(n), 0.0
+
+
+def _empty_state(dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """[loss sum, sample count, non-finite batches, first bad step, steps, invalid sizes]"""
+    return torch.tensor([0.0, 0.0, 0.0, -1.0, 0.0, 0.0], dtype=dtype, device=device)
 
 
 class LossAccumulator:
@@ -81,7 +91,8 @@ class LossAccumulator:
         dtype = _acc_dtype(loss.device)
         if loss.ndim == 0 or (loss.numel() == 1 and n is not None):
             finite = torch.isfinite(loss.reshape(()))
-            kept = finite.to(dtype) * _batch_size(n, loss.device, dtype)
+            size, bad_n = _batch_size(n, loss.device, dtype)
+            kept = finite.to(dtype) * size
             total = torch.where(finite, loss.reshape(()).to(dtype), 0.0) * kept
             bad = (~finite).to(dtype)
         else:
@@ -92,26 +103,26 @@ class LossAccumulator:
             total = torch.where(finite, values.to(dtype), 0.0).sum()
             kept = finite.sum().to(dtype)
             bad = (~finite).any().to(dtype)
+            bad_n = 0.0
         if self._state is None:
-            # [loss sum, sample count, non-finite batches, first bad step, steps]
-            self._state = torch.tensor([0.0, 0.0, 0.0, -1.0, 0.0], dtype=dtype,
-                                       device=loss.device)
+            self._state = _empty_state(dtype, loss.device)
         elif self._state.device != loss.device:
             self._state = self._state.to(loss.device)
         first, steps = self._state[3], self._state[4]
         mark_first = torch.where((bad > 0) & (first < 0), steps - first, 0.0)
+        bad_n = bad_n if isinstance(bad_n, torch.Tensor) else torch.zeros_like(steps)
         self._state = self._state + torch.stack([total, kept, bad, mark_first,
-                                                 torch.ones_like(steps)])
+                                                 torch.ones_like(steps), bad_n])
         self.steps += 1
 
     def compute(self) -> float:
         """The size-weighted mean loss over all updates (all ranks): one host sync."""
-        local = self._state
-        if local is None:
-            local = torch.tensor([0.0, 0.0, 0.0, -1.0, 0.0], dtype=torch.float64)
-        reduced = distributed.all_reduce_sum(local[:3]).tolist()
-        total, count, n_bad = reduced
+        local = self._state if self._state is not None else _empty_state()
+        total, count, n_bad, bad_sizes = distributed.all_reduce_sum(local[[0, 1, 2, 5]]).tolist()
         first_bad = int(local[3].item())
+        if bad_sizes:
+            raise ValueError(f"n: {int(bad_sizes)} update(s) had a tensor batch size that is not "
+                             "a positive finite number")
         if n_bad > 0 and self.nan_policy == "raise":
             where = (f"first at step {first_bad} of this rank" if first_bad >= 0
                      else "on another rank")
@@ -136,10 +147,9 @@ class LossAccumulator:
         """
         state = self._state.detach().cpu().clone() if self._state is not None else None
         if reduce:
-            local = state if state is not None else torch.tensor([0.0, 0.0, 0.0, -1.0, 0.0],
-                                                                 dtype=torch.float64)
-            summed = distributed.all_reduce_sum(local[:3])
-            state = torch.cat([summed, local[3:]])
+            local = state if state is not None else _empty_state()
+            summed = distributed.all_reduce_sum(local[[0, 1, 2, 5]])
+            state = torch.cat([summed[:3], local[3:5], summed[3:]])
         return {"state": state, "steps": self.steps, "nan_policy": self.nan_policy}
 
     def load_state_dict(self, state_dict: dict) -> None:

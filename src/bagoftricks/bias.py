@@ -81,6 +81,11 @@ def _batch_moments(kind: str, y: np.ndarray, w: np.ndarray, num_classes: int | N
             top = int(labels.max()) + 1 if labels.size else 0
             if num_classes is not None and top > num_classes:
                 raise ValueError(f"y: label {top - 1} out of range for num_classes={num_classes}")
+            if num_classes is None and top > 1000 + 2 * len(np.unique(labels)):
+                # a bincount up to a stray ID-like label would take gigabytes
+                raise ValueError(f"y: label {top - 1} is far beyond the "
+                                 f"{len(np.unique(labels))} distinct labels; class indices must "
+                                 "run 0..K-1 (pass num_classes=K if K really is that large)")
             return np.bincount(labels, weights=w, minlength=num_classes or 0), None, None
         if y.ndim != 2:
             raise ValueError(f"y: softmax targets must be (n,) class indices or (n, K) "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"warning: {message}", err=True)
+
+
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     """Tricks that make neural nets train faster and correctly."""
+    warnings.showwarning = _one_line_warning
 
 
 def clean_errors(fn):
@@ -100,8 +106,8 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
          ) -> None:
     """The main job: train the same MLP plain and with all tricks on a bundled imbalanced
     dataset, print the comparison and write a report folder."""
-    from .data import load
-    from .experiments import first_seed_histories, run_all, stratified_split, summarize
+    from .data import load, stratified_split
+    from .experiments import first_seed_histories, run_all, summarize
     from .experiments import variants as make_variants
     from .files import check_output_folder
     from .report import write_report
@@ -140,7 +146,8 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Plain vs all tricks (and ablations) on your data, with a report."""
-    from .experiments import first_seed_histories, run_all, stratified_split, summarize
+    from .data import stratified_split
+    from .experiments import first_seed_histories, run_all, summarize
     from .experiments import variants as make_variants
     from .files import check_output_folder
     from .report import write_report
@@ -163,50 +170,6 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     typer.echo(f"report written to {out}/report.md")
 
 
-def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
-                  reference_batch_size: int) -> dict:
-    """Everything ``doctor`` says about a file, from one streaming pass."""
-    from .scaling import scale_hparams
-    from .tabular import scan
-
-    s = scan(data, target, task)
-    report = {"file": str(data), "rows": s.rows, "task": s.schema.task,
-              "features": len(s.schema.feature_names()),
-              "constant_columns": s.constant,
-              "non_finite": {c: n for c, n in s.nonfinite.items() if n}}
-    if s.schema.task == "classification":
-        counts = np.array(list(s.class_counts.values()), dtype=float)
-        p = counts / counts.sum()
-        weights = counts.sum() / (len(counts) * counts)
-        logp = np.log(p + 1e-8)
-        report.update({
-            "classes": s.class_counts,
-            "imbalance_ratio": float(counts.max() / counts.min()),
-            "balanced_weights": dict(zip(s.class_counts, weights.round(6).tolist(),
-                                         strict=True)),
-            "oversampled_epoch_size": int(len(counts) * counts.max()),
-            "bias_init": dict(zip(s.class_counts, (logp - logp.mean()).round(6).tolist(),
-                                  strict=True)),
-            "loss_at_init": float(-(p * np.log(p)).sum()),
-            "loss_at_zero_bias": math.log(len(counts))})
-    feats = []
-    if s.standardizer is not None:
-        for c, m, sd in zip(s.schema.numeric, s.standardizer.mean.tolist(),
-                            s.standardizer.std.tolist(), strict=True):
-            feats.append({"column": c, "mean": m, "std": sd,
-                          "needs_standardizing": bool(sd > 0 and (abs(m) > 3 * sd or
-                                                                  not 0.2 < sd < 5))})
-    report["feature_scales"] = feats
-    report["needs_standardizing"] = [f["column"] for f in feats if f["needs_standardizing"]]
-    report["lr"] = {"reference_batch_size": reference_batch_size, "lr": lr,
-                    "batch_size": batch_size,
-                    "rescaled_lr_sgd": scale_hparams(lr, reference_batch_size,
-                                                     batch_size).lr,
-                    "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
-                                                      rule="sqrt").lr}
-    return report
-
-
 @app.command()
 @clean_errors
 def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
@@ -217,9 +180,15 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
            reference_batch_size: int = typer.Option(64),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Inspect the data without training: which tricks apply and what they would set."""
+    from .doctor import doctor_report, json_safe
+
+    _check_common(batch_size=batch_size, lr=lr, task=task)
+    check_int("--reference-batch-size", reference_batch_size, 1)
     rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size)
     if as_json:
-        typer.echo(json.dumps(rep, indent=1))
+        notes: list[str] = []
+        rep = json_safe(rep, notes=notes)
+        typer.echo(json.dumps({**rep, "notes": notes}, indent=1, allow_nan=False))
         return
     console = _console()
     summary = Table(title=f"doctor: {data.name} -> {target}", show_header=False)
@@ -227,8 +196,8 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     summary.add_column("value")
     for key in ("rows", "task", "features", "imbalance_ratio", "oversampled_epoch_size",
                 "loss_at_init", "loss_at_zero_bias", "constant_columns", "non_finite",
-                "needs_standardizing"):
-        if key in rep:
+                "needs_standardizing", "target_problems", "classes_too_small_to_validate"):
+        if rep.get(key) not in (None, [], {}) or key in ("constant_columns", "non_finite"):
             summary.add_row(key.replace("_", " "), str(rep[key]))
     lr_info = rep["lr"]
     summary.add_row("rescaled LR", f"{lr_info['lr']:g} @ B={lr_info['reference_batch_size']} -> "
@@ -306,6 +275,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         distributed.shutdown()
 
 
+BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau")
 LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
 
 
@@ -360,6 +330,10 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .linear import GLM
     from .tabular import read
 
+    check_choice("--family", family, ("gaussian", "binomial", "poisson", "gamma"))
+    if class_weight is not None:
+        check_choice("--class-weight", class_weight, ("balanced",))
+    check_float("--alpha", alpha)
     task = "classification" if family == "binomial" else "regression"
     s, X, y = read(data, target, task)
     if family == "binomial" and len(s.schema.classes) != 2:
@@ -387,6 +361,8 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
 def bench(only: str = typer.Option(None, help="One benchmark: oversampling, standardize, "
                                    "centralize, glm, plateau.")) -> None:
     """Run the benchmarks/ suite (a source checkout) and print the side-by-side tables."""
+    if only is not None:
+        check_choice("--only", only, BENCHMARKS)
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
     if not script.exists():
         raise FileNotFoundError("benchmarks/: not found; run from a source checkout")

@@ -5,6 +5,7 @@ Nothing is downloaded; scikit-learn ships these files (install the ``demo`` extr
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,30 @@ class Dataset:
     description: str
     X_rest: np.ndarray | None = None  # the samples left out by the subsampling, if useful
     y_rest: np.ndarray | None = None  # as a test set (for digits: nearly balanced)
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int = 0):
+    """Indices ``(train, held_out)`` keeping each class's share (regression: random).
+
+    Every class keeps at least one row in training; a class with a single row is not
+    validated, with a warning naming it."""
+    rng = np.random.default_rng(seed)
+    if y.dtype.kind in "iu":
+        held, single = [], []
+        for c in np.unique(y):
+            rows = rng.permutation(np.flatnonzero(y == c))
+            if len(rows) == 1:
+                single.append(int(c))
+            held.append(rows[:min(len(rows) - 1, max(1, round(fraction * len(rows))))])
+        if single:
+            warnings.warn(f"class(es) {single} have a single row: kept for training, none left "
+                          "to validate them", stacklevel=2)
+        held = np.concatenate(held)
+    else:
+        held = rng.permutation(len(y))[:max(1, round(fraction * len(y)))]
+    mask = np.zeros(len(y), bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
 def zipf_counts(counts: np.ndarray, exponent: float = 1.0) -> np.ndarray:

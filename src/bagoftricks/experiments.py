@@ -17,19 +17,6 @@ class Run:
     result: FitResult
 
 
-def stratified_split(y: np.ndarray, fraction: float, seed: int = 0):
-    """Indices (train, held out) keeping each class's share (regression: random)."""
-    rng = np.random.default_rng(seed)
-    if y.dtype.kind in "iu":
-        held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[
-            :max(1, round(fraction * (y == c).sum()))] for c in np.unique(y)])
-    else:
-        held = rng.permutation(len(y))[:max(1, round(fraction * len(y)))]
-    mask = np.zeros(len(y), bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
 def variants(ablate: bool) -> dict[str, Tricks]:
     out = {"plain": Tricks.none(), "all tricks": Tricks()}
     if ablate:

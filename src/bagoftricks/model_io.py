@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .experiments import stratified_split
+from .data import stratified_split
 from .files import (
     atomic_file,
     atomic_folder,
@@ -89,15 +90,35 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
 
 
 def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
+    """The model and schema of a folder written by ``fit``. The architecture is read off
+    the weights' shapes and must agree with ``config.json`` (so a tampered config cannot
+    ask for an arbitrary allocation); anything else is one clear error."""
     model_dir = Path(model_dir)
     if not (model_dir / "model.pt").is_file():
         raise ValueError(f"MODEL_DIR: {model_dir} is not a folder written by 'bagoftricks fit'")
-    schema = Schema.load(model_dir / "schema.json")
-    cfg = json.loads((model_dir / "config.json").read_text())
-    state = torch.load(model_dir / "model.pt", weights_only=True)
+    broken = ValueError(f"MODEL_DIR: {model_dir} is not a model written by bagoftricks, or it "
+                        "is corrupted")
+    try:
+        schema = Schema.load(model_dir / "schema.json")
+        cfg = json.loads((model_dir / "config.json").read_text())
+        state = torch.load(model_dir / "model.pt", weights_only=True)
+        widths = [state[f"1.{2 * i}.weight"].shape for i in range(len(cfg["hidden"]) + 1)]
+        hidden = [int(w[0]) for w in widths[:-1]]
+        shapes_agree = (list(cfg["hidden"]) == hidden
+                        and cfg["in_features"] == widths[0][1]
+                        and cfg["out_features"] == widths[-1][0]
+                        and len(schema.feature_names()) == cfg["in_features"])
+    except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError,
+            pickle.UnpicklingError):
+        raise broken from None
+    if not shapes_agree:
+        raise broken
     model = nn.Sequential(Standardize(num_features=cfg["in_features"]),
-                          tabular_mlp(cfg["in_features"], cfg["out_features"], cfg["hidden"]))
-    model.load_state_dict(state)
+                          tabular_mlp(cfg["in_features"], cfg["out_features"], hidden))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise broken from None
     return model.eval(), schema
 
 

@@ -47,6 +47,8 @@ class RunningStandardizer:
         x = torch.as_tensor(batch)
         if not x.is_floating_point():
             x = x.double()
+        elif x.dtype in (torch.float16, torch.bfloat16):  # their sums of squares overflow
+            x = x.float()
         if x.ndim < 2:
             raise ValueError(f"batch: expected shape (n, features, ...), got {tuple(x.shape)}; "
                              "use x.reshape(-1, 1) for a single feature")
@@ -182,6 +184,13 @@ class RunningStandardizer:
         return torch.where(std > 0, std, 1.0)
 
     # -- using it -----------------------------------------------------------------------
+    def _check_width(self, x: torch.Tensor) -> None:
+        self._check_fitted()
+        width = self.count.shape[0]
+        if not -x.ndim <= self.dim < x.ndim or x.shape[self.dim] != width:
+            raise ValueError(f"batch: shape {tuple(x.shape)} has no axis {self.dim} of "
+                             f"{width} features, the width this standardizer was fitted on")
+
     def _broadcast(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         shape = [1] * x.ndim
         shape[self.dim] = -1
@@ -191,7 +200,7 @@ class RunningStandardizer:
         """``(batch - mean) / scale``, computed in float64, returned in the batch's
         floating dtype (the default dtype for integer input) and device."""
         x = torch.as_tensor(batch)
-        self._check_fitted()
+        self._check_width(x)
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         x64 = x.to(torch.float64)
         return ((x64 - self._broadcast(x64, self.mean)) / self._broadcast(x64, self.scale)).to(
@@ -200,7 +209,7 @@ class RunningStandardizer:
     def inverse_transform(self, batch) -> torch.Tensor:
         """``batch * scale + mean``, in the batch's dtype and device."""
         x = torch.as_tensor(batch)
-        self._check_fitted()
+        self._check_width(x)
         x64 = x.to(torch.float64)
         return (x64 * self._broadcast(x64, self.scale) + self._broadcast(x64, self.mean)).to(
             x.dtype)

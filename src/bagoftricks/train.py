@@ -10,6 +10,7 @@ the RNG state, the epoch and the position inside it.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import sys
 import time
@@ -98,6 +99,47 @@ def _last_linear(model: nn.Module) -> nn.Module | None:
     return last
 
 
+def _pair(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X float32, y)`` as tensors of the same length."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name}: expected a pair (X, y), got {type(data).__name__}")
+    X, y = (torch.as_tensor(a) for a in data)
+    if len(X) != len(y):
+        raise ValueError(f"{name}: X has {len(X)} rows but y has {len(y)}")
+    if len(X) == 0:
+        raise ValueError(f"{name}: no rows")
+    return X.float(), y
+
+
+def _digest(X: torch.Tensor, y: torch.Tensor) -> str:
+    """A content hash of a dataset, so a resumed run can tell that its data changed."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in (X, y):
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception:  # any unpickling or zip error means the same thing here
+        raise ValueError(f"checkpoint_dir: {path} is not a checkpoint written by bagoftricks, "
+                         "or it is corrupted") from None
+
+
+def _check_same_run(saved: dict, run: dict, done: int, epochs: int) -> None:
+    """Refuse to resume a checkpoint with other data or settings, or fewer epochs."""
+    changed = [k for k in run if saved.get(k) != run[k]]
+    if changed:
+        raise ValueError(f"resume: the checkpoint was written with other {', '.join(changed)}; "
+                         "resume with the same data and settings, or start a new run")
+    if epochs < done:
+        raise ValueError(f"epochs: the checkpoint has already trained {done} epochs, more than "
+                         f"the {epochs} asked for")
+
+
 def _task(y: torch.Tensor) -> tuple[str, int | None]:
     if y.is_floating_point():
         return "regression", None
@@ -156,9 +198,12 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     Returns a ``FitResult`` with the model, the ``History`` and the fitted standardizer
     (apply it to new inputs).
     """
-    X, y = (torch.as_tensor(a) for a in train_data)
-    X = X.float()
+    X, y = _pair(train_data, "train_data")
     task, k = _task(y)
+    if val_data is not None:
+        val_data = _pair(val_data, "val_data")
+        if task == "classification":  # a class seen only in validation still counts
+            k = max(k, int(val_data[1].max()) + 1)
     if loss == "auto":
         loss = "cross_entropy" if task == "classification" else "mse"
     if epochs < 1 or batch_size < 1:
@@ -192,8 +237,12 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
+    run = {"lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
+           "tricks": asdict(tricks), "train_data": _digest(X, y),
+           "val_data": _digest(*val_data) if val_data is not None else None}
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+        state = _load_checkpoint(ckpt)
+        _check_same_run(state.get("run", {}), run, state["epoch"], epochs)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
@@ -212,7 +261,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             return
         atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                       "plateau": sched.state_dict() if sched is not None else {},
-                      "accumulator": acc_state, "rng": torch.get_rng_state(),
+                      "accumulator": acc_state, "rng": torch.get_rng_state(), "run": run,
                       "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
 
     # Batches are standardized as they are drawn (no standardized copy of X), by the
@@ -289,6 +338,9 @@ def evaluate(model: nn.Module, data: tuple, prepare: nn.Module, task: str,
     out = torch.cat([model(prepare(xb)) for xb in X.float().split(8192)])
     model.train()
     if task == "classification":
+        if num_classes > out.shape[1]:
+            raise ValueError(f"val_data: label {num_classes - 1} is beyond the model's "
+                             f"{out.shape[1]} outputs")
         out = out[:, :num_classes]
         val = nn.functional.cross_entropy(out, y).item()
         return {"val_loss": val, **classification_metrics(y.numpy(),

@@ -1,0 +1,69 @@
+"""``bagoftricks doctor``: what the data says about each trick, from one streaming pass."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .scaling import scale_hparams
+from .tabular import scan
+
+
+def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
+                  reference_batch_size: int) -> dict:
+    """Everything ``doctor`` says about a file, from one streaming pass."""
+    s = scan(data, target, task)
+    report = {"file": str(data), "rows": s.rows, "task": s.schema.task,
+              "features": len(s.schema.feature_names()),
+              "constant_columns": s.constant,
+              "non_finite": {c: n for c, n in s.nonfinite.items() if n},
+              "target_problems": s.target_problems,
+              "classes_too_small_to_validate": s.small_classes}
+    if s.schema.task == "classification":
+        counts = np.array(list(s.class_counts.values()), dtype=float)
+        p = counts / counts.sum()
+        weights = counts.sum() / (len(counts) * counts)
+        logp = np.log(p + 1e-8)
+        report.update({
+            "classes": s.class_counts,
+            "imbalance_ratio": float(counts.max() / counts.min()),
+            "balanced_weights": dict(zip(s.class_counts, weights.round(6).tolist(),
+                                         strict=True)),
+            "oversampled_epoch_size": int(len(counts) * counts.max()),
+            "bias_init": dict(zip(s.class_counts, (logp - logp.mean()).round(6).tolist(),
+                                  strict=True)),
+            "loss_at_init": float(-(p * np.log(p)).sum()),
+            "loss_at_zero_bias": math.log(len(counts))})
+    feats = []
+    if s.standardizer is not None:
+        for c, m, sd in zip(s.schema.numeric, s.standardizer.mean.tolist(),
+                            s.standardizer.std.tolist(), strict=True):
+            feats.append({"column": c, "mean": m, "std": sd,
+                          "needs_standardizing": bool(sd > 0 and (abs(m) > 3 * sd or
+                                                                  not 0.2 < sd < 5))})
+    report["feature_scales"] = feats
+    report["needs_standardizing"] = [f["column"] for f in feats if f["needs_standardizing"]]
+    report["lr"] = {"reference_batch_size": reference_batch_size, "lr": lr,
+                    "batch_size": batch_size,
+                    "rescaled_lr_sgd": scale_hparams(lr, reference_batch_size,
+                                                     batch_size).lr,
+                    "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
+                                                      rule="sqrt").lr}
+    return report
+
+
+def json_safe(value, path: str = "", notes: list | None = None):
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has no
+    NaN/Infinity), each replacement described in ``notes``."""
+    if isinstance(value, dict):
+        return {k: json_safe(v, f"{path}.{k}" if path else str(k), notes)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        if notes is not None:
+            notes.append(f"{path} is {value} (written as null)")
+        return None
+    return value
