@@ -244,7 +244,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     if batch_size % nproc:
         raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from .files import mark_folder, run_lock
+        from .files import mark_folder, remove_if_unused, run_lock
         from .tabular import scan
 
         check_fit_output(data, out, overwrite)
@@ -254,8 +254,11 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
         mark_folder(partial_folder(out), "fit")
-        with run_lock(partial_folder(out)):  # held here for the ranks (see train_and_save)
-            code = _torchrun(nproc, args)
+        try:
+            with run_lock(partial_folder(out)):  # held here for the ranks (train_and_save)
+                code = _torchrun(nproc, args)
+        finally:
+            remove_if_unused(partial_folder(out))
         if code == 0:
             typer.echo(f"model written to {out}")
         raise typer.Exit(code)
@@ -267,9 +270,11 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         if "LOCAL_RANK" not in os.environ:
             typer.echo(f"model written to {out}")
     except KeyboardInterrupt:
-        if distributed.rank() == 0:
+        if distributed.rank() == 0 and partial_folder(out).is_dir():
             typer.echo(f"interrupted: checkpoints are kept in {partial_folder(out)}; run the "
                        "same command with --resume to continue", err=True)
+        elif distributed.rank() == 0:
+            typer.echo("interrupted before the first checkpoint; nothing was written", err=True)
         raise typer.Exit(130) from None
     finally:
         distributed.shutdown()

@@ -173,6 +173,14 @@ def run_lock(folder: Path, flag: str = "--out") -> Iterator[None]:
         os.close(fd)
 
 
+def remove_if_unused(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but the marker and the lock file."""
+    folder = Path(folder)
+    if folder.is_dir() and written_by(folder) and {p.name for p in folder.iterdir()} <= {
+            MARKER, LOCK}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def clear_folder(folder: Path, keep: Sequence[str] = (MARKER, LOCK)) -> None:
     """Remove what ``folder`` holds, except the names in ``keep``."""
     for entry in Path(folder).iterdir():

@@ -23,6 +23,7 @@ from .files import (
     check_output_folder,
     clear_folder,
     mark_folder,
+    remove_if_unused,
     run_lock,
 )
 from .standardize import Standardize
@@ -55,11 +56,16 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
     second run on the same ``out`` is refused."""
     check_fit_output(data, out, overwrite)
     partial = partial_folder(out)
+    s, X, y = read(data, target, task)  # every data error before anything is written
+    k = len(s.schema.classes) if s.schema.task == "classification" else 1
+    tr, va = stratified_split(y, 0.1, seed)
+    leader = distributed.rank() == 0  # only rank 0 writes
     with contextlib.ExitStack() as stack:
         error = None
-        if distributed.rank() == 0:  # only rank 0 writes
+        if leader:
             try:
                 mark_folder(partial, "fit")
+                stack.callback(remove_if_unused, partial)  # no checkpoint: nothing to resume
                 if lock:
                     stack.enter_context(run_lock(partial))
                 if not resume:
@@ -68,13 +74,11 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                 error = err
         if distributed.any_rank(error is not None):  # every rank stops together
             raise error or ValueError("--out: rank 0 could not start the run")
-        s, X, y = read(data, target, task)
-        k = len(s.schema.classes) if s.schema.task == "classification" else 1
-        tr, va = stratified_split(y, 0.1, seed)
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
-        result = fit(model, (X[tr], y[tr]), val_data=(X[va], y[va]), epochs=epochs,
-                     batch_size=batch_size, lr=lr, tricks=Tricks(), checkpoint_dir=partial,
-                     resume=resume, seed=seed, log=log)
+        val = (X[va], y[va]) if len(va) else None  # a tiny file may leave none to hold out
+        result = fit(model, (X[tr], y[tr]), val_data=val, epochs=epochs, batch_size=batch_size,
+                     lr=lr, tricks=Tricks(), checkpoint_dir=partial, resume=resume, seed=seed,
+                     log=log)
         full = nn.Sequential(Standardize(result.standardizer), model)
 
         def write(folder: Path) -> None:
@@ -83,7 +87,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
             (folder / "config.json").write_text(json.dumps(
                 {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
                  "history": result.history.epochs}, indent=1))
-        if distributed.rank() == 0:
+        if leader:
             atomic_folder(out, write, command="fit")
             shutil.rmtree(partial, ignore_errors=True)
     return out

@@ -382,4 +382,7 @@ def read(path, target: str, task: str | None = None):
         raise ValueError(f"--target: {refused[0]}"
                          + ("; pass --task to train on it anyway" if "ID" in refused[0] else ""))
     X, y = load(path, s.schema)
+    if X.shape[1] == 0:
+        raise ValueError(f"DATA: no usable feature columns besides {target!r} (only empty "
+                         "text columns)")
     return s, X, y
