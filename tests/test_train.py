@@ -88,3 +88,80 @@ def test_lines_log_goes_to_stderr(capsys):
     fit(tabular_mlp(5, 3), (X, y), epochs=2, log="lines")
     err = capsys.readouterr().err
     assert err.count("epoch") == 2 and "train" in err
+
+
+def _overfitting_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 10)).astype(np.float32)
+    y = rng.integers(0, 2, 120)  # labels are noise: validation loss rises after a while
+    return (X[:80], y[:80]), (X[80:], y[80:])
+
+
+def _val_loss(model, prepare, val):
+    with torch.no_grad():
+        out = model(prepare(torch.as_tensor(val[0])))
+    return torch.nn.functional.cross_entropy(out, torch.as_tensor(val[1])).item()
+
+
+def test_the_returned_model_is_the_best_epoch_by_validation_loss():
+    train, val = _overfitting_problem()
+    res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=25, batch_size=16,
+              lr=1e-2, tricks=Tricks.none(), log="none")
+    losses = res.history.series("val_loss")
+    assert res.best_epoch == int(np.argmin(losses)) + 1 < 25  # it did overfit
+    assert res.best_value == min(losses)
+    assert _val_loss(res.model, torch.nn.Identity(), val) == pytest.approx(min(losses), abs=1e-6)
+    last = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=25, batch_size=16,
+               lr=1e-2, tricks=Tricks.none(), log="none", keep_best=None)
+    assert last.best_epoch is None
+    assert _val_loss(last.model, torch.nn.Identity(), val) == pytest.approx(losses[-1], abs=1e-6)
+
+
+def test_keep_best_on_a_maximized_metric_and_the_predictor_standardizes():
+    train, val = _overfitting_problem()
+    res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=8, batch_size=16,
+              lr=1e-2, tricks=Tricks(), log="none", keep_best="balanced_accuracy")
+    accs = res.history.series("balanced_accuracy")
+    assert res.best_epoch == int(np.argmax(accs)) + 1 and res.best_value == max(accs)
+    assert isinstance(res.predictor[0], torch.nn.Module) and res.predictor[1] is res.model
+
+
+def test_patience_stops_early_and_a_resumed_stopped_run_stays_stopped(tmp_path):
+    train, val = _overfitting_problem()
+    kwargs = dict(val_data=val, epochs=60, batch_size=16, lr=1e-2, tricks=Tricks.none(),
+                  log="none", patience=3, checkpoint_dir=tmp_path)
+    res = fit(tabular_mlp(10, 2, (64,)), train, **kwargs)
+    n = len(res.history.epochs)
+    assert n < 60 and n - res.best_epoch == 3
+    again = fit(tabular_mlp(10, 2, (64,)), train, **kwargs, resume=True)
+    assert len(again.history.epochs) == n and again.best_epoch == res.best_epoch
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k])
+
+
+def test_keep_best_errors_name_what_is_recorded():
+    train, val = _overfitting_problem()
+    with pytest.raises(ValueError, match=r"'roc_aucc' is not recorded .*val_loss.*accuracy"):
+        fit(tabular_mlp(10, 2), train, val_data=val, epochs=1, log="none", keep_best="roc_aucc")
+    with pytest.raises(ValueError, match="keep_best: expected"):
+        fit(tabular_mlp(10, 2), train, epochs=1, log="none", keep_best=("val_loss", "down"))
+    with pytest.raises(ValueError, match="patience: early stopping needs keep_best"):
+        fit(tabular_mlp(10, 2), train, epochs=1, log="none", patience=2)
+
+
+def test_fit_leaves_the_callers_threads_rng_and_flags_as_found():
+    train, val = _overfitting_problem()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = tabular_mlp(10, 2)
+        rng = torch.random.get_rng_state()
+        flags = (torch.get_default_dtype(), torch.is_grad_enabled(),
+                 torch.are_deterministic_algorithms_enabled())
+        fit(model, train, val_data=val, epochs=2, tricks=Tricks(), log="none")
+        assert torch.get_num_threads() == 1  # the numba kernel used to reset it to 2
+        assert torch.equal(torch.random.get_rng_state(), rng)
+        assert flags == (torch.get_default_dtype(), torch.is_grad_enabled(),
+                         torch.are_deterministic_algorithms_enabled())
+    finally:
+        torch.set_num_threads(threads)

@@ -83,7 +83,7 @@ def _check_common(*, epochs: int | None = None, batch_size: int | None = None,
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title)
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for r in rows:
         table.add_row(*r)
     _console().print(table)
@@ -259,16 +259,18 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                 code = _torchrun(nproc, args)
         finally:
             remove_if_unused(partial_folder(out))
-        if code == 0:
-            typer.echo(f"model written to {out}")
         raise typer.Exit(code)
     distributed.init_from_env()
     try:
-        train_and_save(data, target, out, task=task, epochs=epochs, batch_size=batch_size,
-                       lr=lr, seed=seed, resume=resume, log=_log(quiet), overwrite=overwrite,
-                       lock=os.environ.get(LOCK_HELD) != "1")
-        if "LOCAL_RANK" not in os.environ:
-            typer.echo(f"model written to {out}")
+        result = train_and_save(data, target, out, task=task, epochs=epochs,
+                                batch_size=batch_size, lr=lr, seed=seed, resume=resume,
+                                log=_log(quiet), overwrite=overwrite,
+                                lock=os.environ.get(LOCK_HELD) != "1")
+        if distributed.rank() == 0:
+            typer.echo(f"model written to {out}" + (
+                f" (the best epoch by validation loss: {result.best_epoch} of "
+                f"{len(result.history.epochs)}, {result.best_value:.4f})"
+                if result.best_epoch else " (the last epoch: nothing held out to validate)"))
     except KeyboardInterrupt:
         if distributed.rank() == 0 and partial_folder(out).is_dir():
             typer.echo(f"interrupted: checkpoints are kept in {partial_folder(out)}; run the "

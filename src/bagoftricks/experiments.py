@@ -51,12 +51,14 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
     plain = {r.seed: r.result.history for r in runs if r.name == "plain"}
     names = list(dict.fromkeys(r.name for r in runs))
     classification = runs[0].result.task == "classification"
+    metric_name = "balanced_accuracy" if classification else "r2"
+    label = "balanced acc" if classification else "R²"
     header = ["run", "best val loss", "epoch of best", "epochs to plain's best",
-              "final balanced acc" if classification else "final R²", "seconds"]
+              f"{label} at best", f"final {label}", "seconds"]
     rows, stats = [], {}
     for name in names:
         mine = [r for r in runs if r.name == name]
-        best, at, reach, metric, secs = [], [], [], [], []
+        best, at, reach, at_best, metric, secs = [], [], [], [], [], []
         for r in mine:
             h = r.result.history
             val = h.series("val_loss")
@@ -65,12 +67,13 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
             target = min(plain[r.seed].series("val_loss"))
             hit = [i + 1 for i, v in enumerate(val) if v <= target]
             reach.append(hit[0] if hit else np.nan)
-            metric.append(h.epochs[-1]["balanced_accuracy" if classification else "r2"])
+            at_best.append(h.epochs[at[-1] - 1][metric_name])  # the model fit returns
+            metric.append(h.epochs[-1][metric_name])
             secs.append(sum(h.series("seconds")))
         stats[name] = {"best_val_loss": best, "epoch_of_best": at, "epochs_to_plain_best": reach,
-                       "final_metric": metric, "seconds": secs}
+                       "metric_at_best": at_best, "final_metric": metric, "seconds": secs}
         rows.append([name, _mean_std(best), _mean_std(at, ".1f"), _mean_std(reach, ".1f"),
-                     _mean_std(metric), _mean_std(secs, ".1f")])
+                     _mean_std(at_best), _mean_std(metric), _mean_std(secs, ".1f")])
     return header, rows, stats
 
 

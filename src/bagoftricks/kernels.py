@@ -31,6 +31,18 @@ def _shifted_moments_kernel():
 
 def shifted_moments(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column ``sum(x - shift)`` and ``sum((x - shift)**2)`` of a C-contiguous
-    (rows, p) float array, float64 accumulators, in one parallel pass over ``x``."""
-    return _shifted_moments_kernel()(x, shift.astype(x.dtype), CHUNKS)
+    (rows, p) float array, float64 accumulators, in one parallel pass over ``x``.
+
+    Runs on as many threads as torch is set to use, and leaves torch's setting as it
+    found it (numba's OpenMP start-up resets it otherwise)."""
+    import numba
+    import torch
+
+    kernel = _shifted_moments_kernel()
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return kernel(x, shift.astype(x.dtype), CHUNKS)
+    finally:
+        torch.set_num_threads(threads)
 

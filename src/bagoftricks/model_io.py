@@ -28,7 +28,7 @@ from .files import (
 )
 from .standardize import Standardize
 from .tabular import Schema, encode, iter_batches, read
-from .train import Tricks, fit, tabular_mlp
+from .train import FitResult, Tricks, fit, tabular_mlp
 
 HIDDEN = (128, 64)
 
@@ -47,8 +47,9 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
                    batch_size: int, lr: float, seed: int, resume: bool, log: str,
-                   overwrite: bool = False, lock: bool = True) -> Path:
-    """Scan, train with all tricks (10% held out for the metrics), and write ``out``.
+                   overwrite: bool = False, lock: bool = True) -> FitResult:
+    """Scan, train with all tricks (10% held out for the metrics, the best epoch by
+    validation loss kept), and write ``out``; returns the ``FitResult``.
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
     killed run and ``out`` appears only once complete. Rank 0 holds a lock on that
@@ -79,18 +80,19 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         result = fit(model, (X[tr], y[tr]), val_data=val, epochs=epochs, batch_size=batch_size,
                      lr=lr, tricks=Tricks(), checkpoint_dir=partial, resume=resume, seed=seed,
                      log=log)
-        full = nn.Sequential(Standardize(result.standardizer), model)
+        full = result.predictor  # the best epoch's weights behind the standardizer
 
         def write(folder: Path) -> None:
             atomic_save(full.state_dict(), folder / "model.pt")
             s.schema.save(folder / "schema.json")
             (folder / "config.json").write_text(json.dumps(
                 {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
-                 "history": result.history.epochs}, indent=1))
+                 "best_epoch": result.best_epoch, "history": result.history.epochs},
+                indent=1))
         if leader:
             atomic_folder(out, write, command="fit")
             shutil.rmtree(partial, ignore_errors=True)
-    return out
+    return result
 
 
 def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:

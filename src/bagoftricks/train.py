@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import distributed
+from ._validation import check_int
 from .accumulate import LossAccumulator
 from .bias import init_bias_
 from .centralize import Centralized, clip_grad_norm_
@@ -84,11 +85,86 @@ class History:
 
 @dataclass
 class FitResult:
+    """What ``fit`` returns. ``model`` holds the best epoch's weights when ``keep_best``
+    was on (``best_epoch``, 1-based, and its ``best_value``), else the last epoch's."""
+
     model: nn.Module
     history: History
     standardizer: RunningStandardizer | None
     task: str
     num_classes: int | None
+    best_epoch: int | None = None
+    best_value: float | None = None
+
+    @property
+    def predictor(self) -> nn.Module:
+        """The ready-to-use module: the standardization layer (if any), then the model."""
+        if self.standardizer is None:
+            return self.model
+        return nn.Sequential(Standardize(self.standardizer), self.model)
+
+
+MAXIMIZED = ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "r2")
+
+
+class BestEpoch:
+    """The weights of the best epoch by one recorded metric, and the epochs since it
+    (early stopping after ``patience`` epochs without improvement)."""
+
+    def __init__(self, metric: str, mode: str, patience: int | None) -> None:
+        self.metric, self.mode, self.patience = metric, mode, patience
+        self.epoch: int | None = None
+        self.value: float | None = None
+        self.weights: dict | None = None
+        self.stale = 0
+
+    def update(self, record: dict, model: nn.Module) -> bool:
+        """Account for one epoch's ``record``; True when training should stop."""
+        value = record.get(self.metric)
+        if not isinstance(value, (int, float)):
+            usable = [k for k, v in record.items() if isinstance(v, (int, float))
+                      and k != "epoch"]
+            raise ValueError(f"keep_best: {self.metric!r} is not recorded by this run "
+                             f"(recorded: {', '.join(usable)})")
+        if value == value and (self.value is None or (
+                value < self.value if self.mode == "min" else value > self.value)):
+            self.epoch, self.value, self.stale = record["epoch"], float(value), 0
+            self.weights = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"metric": self.metric, "mode": self.mode, "patience": self.patience,
+                "epoch": self.epoch, "value": self.value, "weights": self.weights,
+                "stale": self.stale}
+
+    def load_state_dict(self, state: dict) -> None:
+        if (state["metric"], state["mode"]) != (self.metric, self.mode):
+            raise ValueError(f"keep_best: the checkpoint tracked {state['metric']!r} "
+                             f"({state['mode']}), this run {self.metric!r} ({self.mode})")
+        self.epoch, self.value = state["epoch"], state["value"]
+        self.weights, self.stale = state["weights"], state["stale"]
+
+
+def _best_tracker(keep_best, patience, has_val: bool) -> BestEpoch | None:
+    """``keep_best``: "auto" (val_loss when there is validation data, else None), None,
+    a metric name (its direction known), or ``(name, "min" | "max")``."""
+    if keep_best == "auto":
+        keep_best = "val_loss" if has_val else None
+    if patience is not None:
+        check_int("patience", patience, 1)
+        if keep_best is None:
+            raise ValueError("patience: early stopping needs keep_best (a metric to watch)")
+    if keep_best is None:
+        return None
+    if isinstance(keep_best, str):
+        keep_best = (keep_best, "max" if keep_best in MAXIMIZED else "min")
+    if not (isinstance(keep_best, tuple) and len(keep_best) == 2
+            and isinstance(keep_best[0], str) and keep_best[1] in ("min", "max")):
+        raise ValueError(f"keep_best: expected 'auto', None, a metric name or (name, 'min' | "
+                         f"'max'), got {keep_best!r}")
+    return BestEpoch(keep_best[0], keep_best[1], patience)
 
 
 def _last_linear(model: nn.Module) -> nn.Module | None:
@@ -182,7 +258,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         epochs: int = 20, batch_size: int = 64, tricks: Tricks = Tricks(),
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
         checkpoint_every: int | None = None, seed: int = 0,
-        callbacks: Sequence[Callable] = (), log: str = "auto") -> FitResult:
+        callbacks: Sequence[Callable] = (), log: str = "auto",
+        keep_best: str | tuple | None = "auto", patience: int | None = None) -> FitResult:
     """Train ``model`` on ``train_data = (X, y)`` with the tricks of ``tricks``.
 
     Started by ``torchrun``, it trains with ``DistributedDataParallel``: every rank takes
@@ -195,8 +272,12 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     and ``lr`` returning a torch optimizer (default RAdam). ``callbacks``: called as
     ``callback(epoch_record)`` after each epoch. ``log``: ``"auto"`` (a progress bar on a
     terminal, else one line per epoch), ``"bar"``, ``"lines"`` or ``"none"``.
-    Returns a ``FitResult`` with the model, the ``History`` and the fitted standardizer
-    (apply it to new inputs).
+    ``keep_best``: the metric whose best epoch's weights the returned model holds
+    (``"auto"``: ``"val_loss"`` when ``val_data`` is given; a name such as
+    ``"balanced_accuracy"``, whose direction is known, or ``(name, "min" | "max")``;
+    ``None`` keeps the last epoch). ``patience``: stop after that many epochs without
+    improvement. Returns a ``FitResult`` with the model, the ``History``, the best epoch
+    and the fitted standardizer (``result.predictor`` applies it).
     """
     X, y = _pair(train_data, "train_data")
     task, k = _task(y)
@@ -237,8 +318,11 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
+    best = _best_tracker(keep_best, patience, val_data is not None)
+    stopped = False
     run = {"lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
-           "tricks": asdict(tricks), "train_data": _digest(X, y),
+           "tricks": asdict(tricks), "keep_best": best and (best.metric, best.mode),
+           "patience": patience, "train_data": _digest(X, y),
            "val_data": _digest(*val_data) if val_data is not None else None}
     if resume and ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt)
@@ -252,6 +336,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         torch.set_rng_state(state["rng"])
         history.epochs = state["history"]
         start_epoch, start_step = state["epoch"], state["step"]
+        if best is not None:
+            best.load_state_dict(state["best"])
+        stopped = state["stopped"]
 
     def save(epoch: int, step: int) -> None:
         if ckpt is None:
@@ -262,7 +349,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                       "plateau": sched.state_dict() if sched is not None else {},
                       "accumulator": acc_state, "rng": torch.get_rng_state(), "run": run,
-                      "history": history.epochs, "epoch": epoch, "step": step}, ckpt)
+                      "history": history.epochs, "epoch": epoch, "step": step,
+                      "best": best.state_dict() if best is not None else None,
+                      "stopped": stopped}, ckpt)
 
     # Batches are standardized as they are drawn (no standardized copy of X), by the
     # float32 layer the saved model also uses.
@@ -282,6 +371,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         net = nn.parallel.DistributedDataParallel(model)
     logger = _Logger(log if rank == 0 else "none", epochs)
     for epoch in range(start_epoch, epochs):
+        if stopped:  # early-stopped before a resume
+            break
         if sampler is not None:
             sampler.set_epoch(epoch)
             order = sampler.epoch_indices().long()
@@ -322,11 +413,15 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         logger.end(record)
         for callback in callbacks if rank == 0 else ():
             callback(record)
+        stopped = best is not None and best.update(record, model)
         save(epoch + 1, 0)
     if net is not model:  # free DDP's reducer now: collected after the process group is
         del net           # destroyed, it aborts the process ("terminate called ...")
         gc.collect()
-    return FitResult(model, history, std, task, k)
+    if best is None or best.weights is None:
+        return FitResult(model, history, std, task, k)
+    model.load_state_dict(best.weights)
+    return FitResult(model, history, std, task, k, best.epoch, best.value)
 
 
 @torch.no_grad()
@@ -352,12 +447,14 @@ def evaluate(model: nn.Module, data: tuple, prepare: nn.Module, task: str,
 
 def tabular_mlp(in_features: int, out_features: int, hidden: Sequence[int] = (128, 64),
                 seed: int = 0) -> nn.Sequential:
-    """The MLP the command line trains: Linear-ReLU blocks and a linear head."""
-    torch.manual_seed(seed)
+    """The MLP the command line trains: Linear-ReLU blocks and a linear head, initialized
+    from ``seed`` without touching the caller's global RNG."""
     layers: list[nn.Module] = []
     width = in_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        width = h
-    layers.append(nn.Linear(width, out_features))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)

@@ -103,7 +103,10 @@ def main() -> None:
         result = globals()[name](rank, world, **kwargs)
     finally:
         distributed.shutdown()
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    # Skip the interpreter's teardown: gloo's static threads sometimes abort it
+    # ("terminate called without an active exception", SIGABRT) after a clean run.
+    os._exit(0)
 
 
 if __name__ == "__main__":
