@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bagoftricks import Tricks, fit
-from bagoftricks.train import tabular_mlp
+from bagoftricks.models import tabular_mlp
 
 WORKER = Path(__file__).with_name("train_worker.py")
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from bagoftricks import Tricks, fit
-from bagoftricks.train import tabular_mlp
+from bagoftricks.models import tabular_mlp
 
 
 def data():

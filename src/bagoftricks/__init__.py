@@ -7,11 +7,11 @@ from .bias import bias_for, init_bias_, initial_loss
 from .centralize import Centralized, centralize_, clip_grad_norm_
 from .imbalance import class_weights, sample_weights, weighted_loss
 from .linear import GLM, wls
+from .loop import Context, FitResult, History, Trick, Tricks, fit
 from .plateau import FluctuationPlateau
 from .sampler import OversamplingSampler
 from .scaling import Scaled, scale_hparams
 from .standardize import RunningStandardizer, Standardize
-from .train import FitResult, History, Tricks, fit
 
 try:
     __version__ = version("bagoftricks")
@@ -20,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "Centralized",
+    "Context",
     "FitResult",
     "FluctuationPlateau",
     "GLM",
@@ -29,6 +30,7 @@ __all__ = [
     "RunningStandardizer",
     "Scaled",
     "Standardize",
+    "Trick",
     "Tricks",
     "bias_for",
     "centralize_",

@@ -31,7 +31,7 @@ def _batch_size(n, device: torch.device, dtype: torch.dtype):
             raise ValueError(f"n: expected a scalar batch size, got a {n.dtype} tensor of "
                              f"shape {tuple(n.shape)}")
         size = n.reshape(()).to(device=device, dtype=dtype)
-        valid = torch.isfinite(size) & (size > 0)
+        valid = torch.isfinite(size) & (size >= 0)  # 0: a batch whose weights are all 0
         return torch.where(valid, size, 0.0), (~valid).to(dtype)
     if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"n: expected an int batch size, got {type(n).__name__}")
@@ -121,8 +121,8 @@ class LossAccumulator:
         total, count, n_bad, bad_sizes = distributed.all_reduce_sum(local[[0, 1, 2, 5]]).tolist()
         first_bad = int(local[3].item())
         if bad_sizes:
-            raise ValueError(f"n: {int(bad_sizes)} update(s) had a tensor batch size that is not "
-                             "a positive finite number")
+            raise ValueError(f"n: {int(bad_sizes)} update(s) had a tensor batch size that is "
+                             "negative or not finite")
         if n_bad > 0 and self.nan_policy == "raise":
             where = (f"first at step {first_bad} of this rank" if first_bad >= 0
                      else "on another rank")

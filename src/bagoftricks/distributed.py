@@ -6,6 +6,9 @@ trick calls them unconditionally and stays the same code on one or many ranks.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 import torch
 import torch.distributed as dist
 
@@ -60,6 +63,48 @@ def mean_over_ranks(value: float) -> float:
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on at least one (one collective)."""
     return bool(all_reduce_sum(torch.tensor([int(flag)])).item())
+
+
+def rank_share(weight, global_batch_size: int):
+    """The factor that makes DDP's gradient average over ranks the gradient of the global
+    batch's (weighted) mean: ``world * weight / sum over ranks of weight``.
+
+    ``weight`` is this rank's batch weight from ``weighted_loss(..., return_weight=True)``:
+    an int batch size (unweighted: the sum is ``global_batch_size``, no collective) or a
+    tensor (one all-reduce)."""
+    if isinstance(weight, torch.Tensor):
+        total = all_reduce_sum(weight.detach().reshape(1))[0]
+        return weight.detach() * world_size() / total.clamp_min(torch.finfo(total.dtype).tiny)
+    return weight * world_size() / global_batch_size
+
+
+class _Forward:
+    """Calls the DDP-wrapped model; ``release`` drops the only reference to it."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net = net
+
+    def __call__(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
+
+    def release(self) -> None:
+        self.net = None
+        gc.collect()
+
+
+@contextlib.contextmanager
+def data_parallel(model: torch.nn.Module):
+    """A callable forward through ``DistributedDataParallel(model)`` when distributed
+    (else ``model`` itself), whose wrapper is freed on exit: a DDP reducer collected
+    after the process group is destroyed aborts the process ("terminate called ...")."""
+    if not is_distributed():
+        yield model
+        return
+    forward = _Forward(torch.nn.parallel.DistributedDataParallel(model))
+    try:
+        yield forward
+    finally:
+        forward.release()
 
 
 def init_from_env(timeout_seconds: float = 300) -> bool:

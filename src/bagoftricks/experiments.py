@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .train import FitResult, Tricks, fit, tabular_mlp
+from .loop import FitResult, Tricks, fit
+from .models import tabular_mlp
 
 
 @dataclass

@@ -34,8 +34,12 @@ def class_counts(y) -> tuple[np.ndarray, np.ndarray]:
     return classes, np.array([counts[c] for c in classes.tolist()], dtype=np.int64)
 
 
-def class_weights(y, scheme: str = "balanced", classes=None) -> np.ndarray:
+def class_weights(y, scheme: str = "balanced", classes=None, *,
+                  num_classes: int | None = None) -> np.ndarray:
     """Per-class weights aligned with ``classes`` (default: the sorted distinct labels).
+
+    ``num_classes=K`` (class indices ``0..K-1``) returns the full length-K vector a
+    loss indexes by label, with weight 0 for a class absent from ``y``.
 
     ``"balanced"``: ``n / (K * n_c)`` over the K classes present, equal to scikit-learn's
     ``compute_class_weight("balanced", classes=classes, y=y)``; a class of ``classes``
@@ -46,6 +50,15 @@ def class_weights(y, scheme: str = "balanced", classes=None) -> np.ndarray:
     if scheme not in SCHEMES:
         raise ValueError(f"scheme: expected one of {SCHEMES}, got {scheme!r}")
     seen, counts = class_counts(y)
+    if num_classes is not None:
+        if classes is not None:
+            raise ValueError("num_classes: give either classes or num_classes, not both")
+        if seen.dtype.kind not in "iu" or seen[0] < 0 or seen[-1] >= num_classes:
+            raise ValueError(f"y: labels must be class indices 0..{num_classes - 1} with "
+                             f"num_classes={num_classes}")
+        full = np.zeros(num_classes)
+        full[seen] = class_weights(y, scheme)
+        return full
     if classes is None:
         classes = seen
     else:
@@ -75,8 +88,11 @@ def sample_weights(y, scheme: str = "balanced") -> np.ndarray:
 
 def weighted_loss(input: torch.Tensor, target: torch.Tensor, loss: str = "cross_entropy", *,
                   sample_weight: torch.Tensor | None = None,
-                  class_weight: torch.Tensor | None = None) -> torch.Tensor:
+                  class_weight: torch.Tensor | None = None, return_weight: bool = False):
     """``sum_i w_i l_i / sum_i w_i``: a weighted mean of per-sample losses.
+
+    ``return_weight=True`` returns ``(mean, sum_i w_i)`` (the batch's size, an int, when
+    unweighted): what a loop needs to combine batches or ranks exactly.
 
     ``loss``: ``"cross_entropy"`` (``input`` (n, K) logits, ``target`` (n,) class indices),
     ``"bce_with_logits"`` (``input``/``target`` (n,) or (n, d), targets in [0, 1]), or
@@ -89,6 +105,10 @@ def weighted_loss(input: torch.Tensor, target: torch.Tensor, loss: str = "cross_
         raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
     if input.shape[0] != target.shape[0]:
         raise ValueError(f"target: {target.shape[0]} rows for {input.shape[0]} predictions")
+    if loss == "cross_entropy" and sample_weight is None and class_weight is None \
+            and input.shape[0]:  # unweighted: torch's fused mean
+        mean = F.cross_entropy(input, target)
+        return (mean, input.shape[0]) if return_weight else mean
     if loss == "cross_entropy":
         per = F.cross_entropy(input, target, reduction="none")
         w = per.new_ones(per.shape)
@@ -119,4 +139,6 @@ def weighted_loss(input: torch.Tensor, target: torch.Tensor, loss: str = "cross_
                              f"{tuple(sw.shape)}")
         w = w * (sw if per.ndim == 1 else sw[:, None])
     # A batch whose weights are all zero contributes a zero loss, not 0/0 = NaN.
-    return (w * per).sum() / w.sum().clamp_min(torch.finfo(per.dtype).tiny)
+    total = w.sum()
+    mean = (w * per).sum() / total.clamp_min(torch.finfo(per.dtype).tiny)
+    return (mean, total) if return_weight else mean

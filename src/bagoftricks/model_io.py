@@ -26,9 +26,10 @@ from .files import (
     remove_if_unused,
     run_lock,
 )
+from .loop import FitResult, Tricks, fit
+from .models import tabular_mlp
 from .standardize import Standardize
 from .tabular import Schema, encode, iter_batches, read
-from .train import FitResult, Tricks, fit, tabular_mlp
 
 HIDDEN = (128, 64)
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .files import atomic_folder  # noqa: E402
-from .train import History  # noqa: E402
+from .loop import History  # noqa: E402
 
 
 def plot_losses(runs: dict[str, History], path: Path) -> None:

@@ -69,51 +69,46 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
 
 
-class OversamplingSampler(Sampler[int]):
-    """Oversample every class up to the largest one, moving indices only.
+class EpochSampler(Sampler[int]):
+    """The batch-order contract both samplers share: an epoch is a pure function of
+    ``(seed, epoch)`` (``epoch_indices``), sharded like ``DistributedSampler`` for a
+    DataLoader (``__iter__``), or cut into global batches and this rank's share of each
+    (``global_batches``) for the loop, resumable from a position inside the epoch."""
 
-    Parameters
-    ----------
-    labels : (n,) class labels (ints, whole floats or any sortable values).
-    seed : base of the per-epoch shuffle; the same ``(seed, epoch)`` gives the same order.
-    shuffle : shuffle the epoch (else originals in order, then the draws by class).
-    num_replicas, rank : shard like ``DistributedSampler`` (default: the process group).
-    drop_last : drop the tail so the epoch splits evenly; otherwise the epoch is padded
-        by repeating its first indices, as ``DistributedSampler`` does.
+    total: int  # epoch length before sharding
 
-    ``len(sampler)`` is this rank's share of the ``K * n_max`` indices of an epoch.
-    Call ``set_epoch(e)`` before each epoch. ``state_dict()`` holds the epoch and the
-    position inside it; a sampler loaded from it yields exactly the remaining indices.
-    """
-
-    def __init__(self, labels, seed: int = 0, shuffle: bool = True,
-                 num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False) -> None:
+    def _init_sharding(self, seed: int, num_replicas: int | None, rank: int | None,
+                       drop_last: bool) -> None:
         num_replicas = distributed.world_size() if num_replicas is None else num_replicas
         rank = distributed.rank() if rank is None else rank
-        if not isinstance(num_replicas, int) or num_replicas < 1:
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) \
+                or num_replicas < 1:
             raise ValueError(f"num_replicas: expected a positive int, got {num_replicas!r}")
         if not isinstance(rank, int) or not 0 <= rank < num_replicas:
             raise ValueError(f"rank: expected 0 <= rank < num_replicas={num_replicas}, "
                              f"got {rank!r}")
-        codes, counts = _class_codes(labels)
-        if len(counts) == 1:
-            warnings.warn("labels: a single class, nothing to balance; the sampler yields a "
-                          "plain permutation", UserWarning, stacklevel=2)
-        self.n = codes.size
-        self.class_counts = counts
-        self.n_max = int(counts.max())
-        self.total = len(counts) * self.n_max  # epoch length before sharding
-        self.seed, self.shuffle, self.drop_last = int(seed), shuffle, drop_last
+        self.seed, self.drop_last = int(seed), drop_last
         self.num_replicas, self.rank = num_replicas, rank
-        self._dtype = torch.int32 if self.total < 2**31 else torch.int64
-        minority = np.flatnonzero(counts < self.n_max)
-        self._members = _members(codes, counts, minority, self._dtype)
         self.epoch, self._start, self._position = 0, 0, 0
         if drop_last:
             self.num_samples = self.total // num_replicas
         else:
             self.num_samples = -(-self.total // num_replicas)
+
+    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
+        """The whole (unsharded) epoch as one int tensor of length ``total``."""
+        raise NotImplementedError
+
+    def _generator(self, epoch: int | None) -> torch.Generator:
+        return torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch if epoch is None
+                                                        else epoch))
+
+    def global_batches(self, batch_size: int, epoch: int | None = None
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch as ``(global batch, this rank's strided share of it)`` pairs: every
+        rank sees the same global batches, and the shares partition each one."""
+        order = self.epoch_indices(epoch).long()
+        return [(b, b[self.rank::self.num_replicas]) for b in order.split(batch_size)]
 
     def __len__(self) -> int:
         return self.num_samples - self._start
@@ -121,27 +116,6 @@ class OversamplingSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         """Use epoch ``epoch``'s order from the next iteration on, from its start."""
         self.epoch, self._start, self._position = int(epoch), 0, 0
-
-    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
-        """The whole (unsharded) epoch as one int tensor of length ``K * n_max``."""
-        gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch if epoch is None
-                                                        else epoch))
-        table = torch.empty(self.total, dtype=self._dtype)
-        torch.arange(self.n, out=table[:self.n])
-        offset = self.n
-        for c, members in self._members.items():
-            extra = self.n_max - int(self.class_counts[c])
-            draw = torch.randint(len(members), (extra,), generator=gen, dtype=members.dtype)
-            torch.index_select(members, 0, draw, out=table[offset:offset + extra])
-            offset += extra
-        if not self.shuffle:
-            return table
-        # Gather in chunks back into the permutation's own memory: no third epoch-sized
-        # tensor (index_select is ~4x faster than advanced indexing with int32 indices).
-        order = torch.randperm(self.total, generator=gen, dtype=self._dtype)
-        for chunk in order.split(_CHUNK * 16):
-            chunk.copy_(table.index_select(0, chunk))
-        return order
 
     def shard(self, epoch: int | None = None) -> torch.Tensor:
         """This rank's indices of an epoch (padded or truncated to split evenly)."""
@@ -179,3 +153,73 @@ class OversamplingSampler(Sampler[int]):
         if not 0 <= position <= self.num_samples:
             raise ValueError(f"state: position {position} outside 0..{self.num_samples}")
         self.epoch, self._start, self._position = int(state["epoch"]), position, position
+
+
+class ShuffleSampler(EpochSampler):
+    """Every index once per epoch, shuffled from ``(seed, epoch)``: the plain run's batch
+    order, with the same interface as ``OversamplingSampler``."""
+
+    def __init__(self, n: int, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None, drop_last: bool = False) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected a positive number of samples, got {n!r}")
+        self.total = n
+        self._init_sharding(seed, num_replicas, rank, drop_last)
+
+    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
+        return torch.randperm(self.total, generator=self._generator(epoch))
+
+
+class OversamplingSampler(EpochSampler):
+    """Oversample every class up to the largest one, moving indices only.
+
+    Parameters
+    ----------
+    labels : (n,) class labels (ints, whole floats or any sortable values).
+    seed : base of the per-epoch shuffle; the same ``(seed, epoch)`` gives the same order.
+    shuffle : shuffle the epoch (else originals in order, then the draws by class).
+    num_replicas, rank : shard like ``DistributedSampler`` (default: the process group).
+    drop_last : drop the tail so the epoch splits evenly; otherwise the epoch is padded
+        by repeating its first indices, as ``DistributedSampler`` does.
+
+    ``len(sampler)`` is this rank's share of the ``K * n_max`` indices of an epoch.
+    Call ``set_epoch(e)`` before each epoch. ``state_dict()`` holds the epoch and the
+    position inside it; a sampler loaded from it yields exactly the remaining indices.
+    """
+
+    def __init__(self, labels, seed: int = 0, shuffle: bool = True,
+                 num_replicas: int | None = None, rank: int | None = None,
+                 drop_last: bool = False) -> None:
+        codes, counts = _class_codes(labels)
+        if len(counts) == 1:
+            warnings.warn("labels: a single class, nothing to balance; the sampler yields a "
+                          "plain permutation", UserWarning, stacklevel=2)
+        self.n = codes.size
+        self.class_counts = counts
+        self.n_max = int(counts.max())
+        self.total = len(counts) * self.n_max  # epoch length before sharding
+        self.shuffle = shuffle
+        self._dtype = torch.int32 if self.total < 2**31 else torch.int64
+        minority = np.flatnonzero(counts < self.n_max)
+        self._members = _members(codes, counts, minority, self._dtype)
+        self._init_sharding(seed, num_replicas, rank, drop_last)
+
+    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
+        """The whole (unsharded) epoch as one int tensor of length ``K * n_max``."""
+        gen = self._generator(epoch)
+        table = torch.empty(self.total, dtype=self._dtype)
+        torch.arange(self.n, out=table[:self.n])
+        offset = self.n
+        for c, members in self._members.items():
+            extra = self.n_max - int(self.class_counts[c])
+            draw = torch.randint(len(members), (extra,), generator=gen, dtype=members.dtype)
+            torch.index_select(members, 0, draw, out=table[offset:offset + extra])
+            offset += extra
+        if not self.shuffle:
+            return table
+        # Gather in chunks back into the permutation's own memory: no third epoch-sized
+        # tensor (index_select is ~4x faster than advanced indexing with int32 indices).
+        order = torch.randperm(self.total, generator=gen, dtype=self._dtype)
+        for chunk in order.split(_CHUNK * 16):
+            chunk.copy_(table.index_select(0, chunk))
+        return order

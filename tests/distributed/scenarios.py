@@ -70,7 +70,7 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bagoftricks import Tricks, fit
-    from bagoftricks.train import tabular_mlp
+    from bagoftricks.models import tabular_mlp
     from train_worker import data
 
     torch.set_num_threads(1)

@@ -1,0 +1,239 @@
+"""One adapter per chapter: when each trick runs inside ``fit`` and what state it saves.
+
+The chapter objects stay usable by hand exactly as they are; an adapter only decides
+where in the loop one of them acts. ``Tricks`` is the switchboard that builds the list
+in the order that makes them compose (the loss measured first; the balance trick before
+bias init, which reads the effective prior it publishes; clipping before the
+centralizing step; the plateau scheduler last, on the final optimizer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from ..accumulate import LossAccumulator
+from ..bias import init_bias_
+from ..centralize import Centralized, clip_grad_norm_
+from ..imbalance import class_weights
+from ..models import last_linear
+from ..plateau import FluctuationPlateau
+from ..sampler import OversamplingSampler
+from ..scaling import scale_hparams
+from ..standardize import RunningStandardizer, Standardize
+from .protocol import Context, Trick
+
+
+class LossAccumulation(Trick):
+    """Loss accumulation: the epoch's size-weighted ``train_loss`` from the batch losses
+    already computed (no host sync per step; one at the end of the epoch)."""
+
+    state_key = "loss_accumulation"
+
+    def __init__(self, nan_policy: str = "raise") -> None:
+        self.accumulator = LossAccumulator(nan_policy)
+        self.rank = 0
+
+    def setup(self, ctx: Context) -> None:
+        self.rank = ctx.rank
+
+    def on_batch_end(self, ctx: Context, loss: torch.Tensor, weight) -> None:
+        self.accumulator.update(loss, n=weight)
+
+    def on_epoch_end(self, ctx: Context, record: dict) -> None:
+        record["train_loss"] = self.accumulator.compute()  # a host sync: once per epoch
+        self.accumulator.reset()
+
+    def state_dict(self) -> dict:
+        """The partial sums reduced over ranks: a collective, every rank calls it."""
+        return self.accumulator.state_dict(reduce=True)
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.rank == 0:  # the saved sums are already over every rank
+            self.accumulator.load_state_dict(state)
+
+
+class Standardization(Trick):
+    """Batch-at-a-time standardization: per-feature mean and std from one float64 pass
+    over ``X``; each batch is standardized as it is drawn (no standardized copy), by the
+    float32 ``Standardize`` layer the saved model also uses. Recomputed on resume."""
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
+    def setup(self, ctx: Context) -> None:
+        ctx.standardizer = RunningStandardizer(dim=self.dim).fit(ctx.X.split(65536))
+        ctx.prepare = Standardize(ctx.standardizer)
+
+
+class Oversampling(Trick):
+    """Oversampling by indices: every class drawn up to the largest one each epoch
+    (``OversamplingSampler`` owns the batch order). The loss then sees every present
+    class equally often, so the effective prior it publishes is uniform over them."""
+
+    def setup(self, ctx: Context) -> None:
+        if ctx.head != "softmax":
+            return
+        ctx.sampler = OversamplingSampler(ctx.y.numpy(), seed=ctx.seed,
+                                          num_replicas=ctx.world, rank=ctx.rank)
+        present = (ctx.prior > 0).double()
+        ctx.prior = present / present.sum()
+
+
+class BalancedWeights(Trick):
+    """Balanced class weights: the loss weighs class ``c`` by ``n / (K n_c)``
+    (scikit-learn's ``"balanced"``). The weighted prior it publishes is uniform."""
+
+    def setup(self, ctx: Context) -> None:
+        if ctx.head != "softmax":
+            return
+        weights = class_weights(ctx.y.numpy(), num_classes=ctx.num_classes)
+        ctx.class_weight = torch.as_tensor(weights, dtype=torch.float32)
+        weighted = ctx.prior * torch.as_tensor(weights)
+        ctx.prior = weighted / weighted.sum()
+
+
+class BiasInit(Trick):
+    """Last-layer bias initialization: the head's bias set so that the model's output at
+    initialization is the label distribution the loss sees (``ctx.prior``, the effective
+    prior when a balance trick changed it; the label mean for a linear head)."""
+
+    def setup(self, ctx: Context) -> None:
+        head = last_linear(ctx.model)
+        if head is None:
+            return
+        if ctx.head == "softmax":
+            counts = torch.bincount(ctx.y, minlength=ctx.num_classes).double()
+            ratio = torch.where(counts > 0, ctx.prior * counts.sum() / counts.clamp_min(1), 0)
+            init_bias_(head, ctx.y, "softmax", sample_weight=ratio[ctx.y])
+        else:
+            init_bias_(head, ctx.y, "linear")
+
+
+class LeslieRescaling(Trick):
+    """Leslie Smith's rule: the LR tuned at ``reference_batch_size`` rescaled to the
+    batch size trained with (``scale_hparams``, ``rule`` "sqrt" for Adam-family, "linear"
+    for SGD)."""
+
+    def __init__(self, reference_batch_size: int, rule: str = "sqrt") -> None:
+        self.reference_batch_size, self.rule = reference_batch_size, rule
+
+    def setup(self, ctx: Context) -> None:
+        for group in ctx.optimizer.param_groups:
+            group["lr"] = scale_hparams(group["lr"], self.reference_batch_size, ctx.batch_size,
+                                        rule=self.rule).lr
+            if "initial_lr" in group:  # a scheduler already attached starts from it
+                group["initial_lr"] = group["lr"]
+
+
+class Centralization(Trick):
+    """Gradient centralization: the optimizer is wrapped in ``Centralized``, whose
+    ``step()`` centralizes (after clipping, which runs before the step)."""
+
+    def setup(self, ctx: Context) -> None:
+        ctx.optimizer = Centralized(ctx.optimizer)
+
+
+class Clipping(Trick):
+    """Gradient clipping by the global norm (torch's ``clip_grad_norm_``)."""
+
+    def __init__(self, max_norm: float = 1.0) -> None:
+        self.max_norm = max_norm
+
+    def setup(self, ctx: Context) -> None:
+        self.params = [p for p in ctx.model.parameters() if p.requires_grad]
+
+    def before_optimizer_step(self, ctx: Context) -> None:
+        clip_grad_norm_(self.params, self.max_norm)
+
+
+class Plateau(Trick):
+    """LR plateau detection from EMA fluctuations (``FluctuationPlateau``), stepped once
+    an epoch on the validation loss (the training loss without validation data)."""
+
+    state_key = "plateau"
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def setup(self, ctx: Context) -> None:
+        self.scheduler = FluctuationPlateau(ctx.optimizer, **self.options)
+
+    def on_epoch_end(self, ctx: Context, record: dict) -> None:
+        metric = record.get("val_loss", record.get("train_loss"))
+        if metric is None:
+            raise ValueError("tricks: the plateau scheduler needs val_data or the loss "
+                             "accumulation trick (a loss to watch)")
+        self.scheduler.step(metric)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class Tricks:
+    """Which tricks the loop uses; ``build()`` gives the adapters in composing order.
+    Each applies only where the task allows it (balance and bias init's prior:
+    classification).
+
+    ``balance``: ``"oversample"``, ``"weights"`` or ``None``. ``reference_batch_size``:
+    the batch size ``lr`` was tuned at; when it differs, ``lr`` is rescaled by
+    ``scale_hparams`` with ``rescale_rule``. ``accumulate``: measure the training loss
+    (on in ``Tricks.none()`` too: it changes no update).
+    """
+
+    bias_init: bool = True
+    balance: str | None = "oversample"
+    standardize: bool = True
+    centralize: bool = True
+    clip_norm: float | None = 1.0
+    plateau: bool = True
+    reference_batch_size: int | None = None
+    rescale_rule: str = "sqrt"
+    accumulate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.balance not in (None, "oversample", "weights"):
+            raise ValueError(f"tricks.balance: expected None, 'oversample' or 'weights', got "
+                             f"{self.balance!r}")
+
+    @classmethod
+    def none(cls) -> Tricks:
+        """The plain run: every training trick off (the loss is still measured)."""
+        return cls(bias_init=False, balance=None, standardize=False, centralize=False,
+                   clip_norm=None, plateau=False)
+
+    def without(self, name: str) -> Tricks:
+        """These tricks with ``name`` switched off (for ablations)."""
+        off = {"clip_norm": None, "balance": None, "reference_batch_size": None}
+        return replace(self, **{name: off.get(name, False)})
+
+    def on(self) -> list[str]:
+        """The names of the tricks switched on (the loss measurement aside)."""
+        return [k for k, v in asdict(self).items() if v not in (False, None)
+                and k not in ("rescale_rule", "accumulate")]
+
+    def build(self) -> list[Trick]:
+        """The adapters, in the order that makes them compose."""
+        tricks: list[Trick] = [LossAccumulation()] if self.accumulate else []
+        if self.standardize:
+            tricks.append(Standardization())
+        if self.balance == "oversample":
+            tricks.append(Oversampling())
+        elif self.balance == "weights":
+            tricks.append(BalancedWeights())
+        if self.bias_init:
+            tricks.append(BiasInit())
+        if self.reference_batch_size:
+            tricks.append(LeslieRescaling(self.reference_batch_size, self.rescale_rule))
+        if self.centralize:
+            tricks.append(Centralization())
+        if self.clip_norm:
+            tricks.append(Clipping(self.clip_norm))
+        if self.plateau:
+            tricks.append(Plateau())
+        return tricks

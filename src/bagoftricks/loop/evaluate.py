@@ -1,0 +1,29 @@
+"""Validation: the loss and the task's metrics of a model on held-out data."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..metrics import classification_metrics, regression_metrics
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: tuple, prepare: nn.Module, head: str,
+             num_classes: int | None) -> dict:
+    """``val_loss`` and the metrics of ``model`` on ``data = (X, y)``, in eval mode (the
+    model is put back in train mode)."""
+    model.eval()
+    X, y = data
+    out = torch.cat([model(prepare(xb)) for xb in X.split(8192)])
+    model.train()
+    if head == "softmax":
+        if num_classes > out.shape[1]:
+            raise ValueError(f"val_data: label {num_classes - 1} is beyond the model's "
+                             f"{out.shape[1]} outputs")
+        out = out[:, :num_classes]
+        val = nn.functional.cross_entropy(out, y).item()
+        return {"val_loss": val, **classification_metrics(y.numpy(), out.softmax(1).numpy())}
+    pred = out.reshape(y.shape)
+    return {"val_loss": nn.functional.mse_loss(pred, y.float()).item(),
+            **regression_metrics(y.numpy(), pred.numpy())}

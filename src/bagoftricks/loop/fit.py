@@ -1,0 +1,209 @@
+"""The training loop: a thin, hand-written-looking loop that calls the tricks' hooks.
+
+Batch order is a pure function of ``(seed, epoch)`` owned by ``ctx.sampler``, so a run
+resumes exactly from a checkpoint holding the model, the optimizer, every trick's
+state, the RNG state, the epoch and the position inside it. Under ``torchrun`` every
+rank takes the same global batches and its strided share of each.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import distributed
+from .._validation import check_choice, check_int
+from ..imbalance import weighted_loss
+from ..sampler import ShuffleSampler
+from . import checkpoint
+from .adapters import Tricks
+from .best import best_tracker
+from .evaluate import evaluate
+from .log import Logger
+from .protocol import Context, FitResult, History, Trick
+
+ALL = Tricks()  # every trick, the default (frozen: safe to share)
+
+
+def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
+        loss: str = "auto", optimizer: Callable | None = None, lr: float = 1e-3,
+        epochs: int = 20, batch_size: int = 64, tricks: Tricks | Sequence[Trick] = ALL,
+        checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+        checkpoint_every: int | None = None, seed: int = 0,
+        callbacks: Sequence[Callable] = (), log: str = "auto",
+        keep_best: str | tuple | None = "auto", patience: int | None = None) -> FitResult:
+    """Train ``model`` on ``train_data = (X, y)`` with ``tricks``.
+
+    Parameters
+    ----------
+    train_data, val_data : ``(X, y)`` arrays or tensors; ``y`` integer class labels
+        (cross-entropy over the model's outputs) or floats (regression, MSE).
+    loss : ``"auto"``, ``"cross_entropy"`` or ``"mse"``.
+    optimizer : a function of the parameters and ``lr`` returning a torch optimizer
+        (default RAdam).
+    tricks : a ``Tricks`` switchboard, or a list of ``Trick`` objects (for example
+        ``[*Tricks().build(), MyTrick()]``), whose hooks run in list order.
+    checkpoint_dir, resume, checkpoint_every : checkpoints every epoch (and every
+        ``checkpoint_every`` steps); ``resume`` continues one, refusing other data or
+        settings. Only rank 0 writes.
+    callbacks : ``callback(record)`` after each epoch (rank 0).
+    log : ``"auto"`` (a bar on a terminal, else lines), ``"bar"``, ``"lines"`` or ``"none"``.
+    keep_best : the metric whose best epoch's weights the returned model holds (``"auto"``:
+        ``"val_loss"`` with ``val_data``; a name such as ``"balanced_accuracy"``, whose
+        direction is known, or ``(name, "min" | "max")``; ``None`` keeps the last epoch).
+    patience : stop after that many epochs without improvement of ``keep_best``.
+
+    Returns
+    -------
+    FitResult
+        The model, the ``History``, the best epoch and the fitted standardizer
+        (``result.predictor`` applies it).
+    """
+    X, y = _pair(train_data, "train_data")
+    head, k = ("softmax", int(y.max()) + 1) if not y.is_floating_point() else ("linear", None)
+    if val_data is not None:
+        val_data = _pair(val_data, "val_data")
+        if head == "softmax":  # a class seen only in validation still counts
+            k = max(k, int(val_data[1].max()) + 1)
+    loss = check_choice("loss", loss, ("auto", "cross_entropy", "mse"))
+    if loss == "auto":
+        loss = "cross_entropy" if head == "softmax" else "mse"
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise ValueError(f"batch_size: {batch_size} is not divisible by the {world} ranks")
+    config = tricks
+    tricks = list(tricks.build() if isinstance(tricks, Tricks) else tricks)
+    _check_tricks(tricks, checkpoint_dir is not None)
+    best = best_tracker(keep_best, patience, val_data is not None)
+
+    make_optimizer = optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr))
+    prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
+    ctx = Context(model, make_optimizer(model.parameters(), lr), X, y, head, k, prior,
+                  ShuffleSampler(len(y), seed, num_replicas=world, rank=rank), batch_size,
+                  seed, epochs, world, rank)
+    for trick in tricks:
+        trick.setup(ctx)
+    epoch_start, before_step, batch_end, epoch_end = (
+        [getattr(t, hook) for t in tricks if getattr(type(t), hook) is not getattr(Trick, hook)]
+        for hook in ("on_epoch_start", "before_optimizer_step", "on_batch_end", "on_epoch_end"))
+
+    run = {"lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
+           "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
+           "keep_best": best and (best.metric, best.mode), "patience": patience,
+           "train_data": checkpoint.digest(X, y),
+           "val_data": checkpoint.digest(*val_data) if val_data is not None else None}
+    path = Path(checkpoint_dir) / checkpoint.CHECKPOINT if checkpoint_dir is not None else None
+    history, start_epoch, start_step, stopped = History(), 0, 0, False
+    if resume and path is not None and path.exists():
+        state = checkpoint.load(path, run, epochs)
+        model.load_state_dict(state["model"])
+        ctx.optimizer.load_state_dict(state["optimizer"])
+        for trick in tricks:
+            if trick.state_key is not None:
+                trick.load_state_dict(state["tricks"][trick.state_key])
+        torch.set_rng_state(state["rng"])
+        history.epochs, stopped = state["history"], state["stopped"]
+        start_epoch, start_step = state["epoch"], state["step"]
+        if best is not None:
+            best.load_state_dict(state["best"])
+
+    def save(epoch: int, step: int) -> None:
+        if path is None:
+            return
+        states = {t.state_key: t.state_dict() for t in tricks if t.state_key}  # collectives
+        if rank == 0:
+            checkpoint.save(path, {
+                "model": model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
+                "tricks": states, "rng": torch.get_rng_state(), "run": run,
+                "history": history.epochs, "epoch": epoch, "step": step,
+                "best": best.state_dict() if best is not None else None, "stopped": stopped})
+
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    opt, prepare, logger = ctx.optimizer, ctx.prepare, Logger(log if rank == 0 else "none", epochs)
+    with distributed.data_parallel(model) as net:
+        for epoch in range(start_epoch, epochs):
+            if stopped:  # early-stopped before a resume
+                break
+            for hook in epoch_start:
+                hook(ctx, epoch)
+            batches = ctx.sampler.global_batches(batch_size, epoch)
+            t0 = time.perf_counter()
+            logger.start(epoch, len(batches))
+            model.train()
+            for step in range(start_step, len(batches)):
+                batch, mine = batches[step]
+                out = net(prepare(X[mine]))
+                target = y[mine] if loss == "cross_entropy" else y[mine].reshape(out.shape)
+                mean, weight = weighted_loss(out, target, loss, class_weight=ctx.class_weight,
+                                             return_weight=True)
+                opt.zero_grad()
+                # DDP averages gradients over ranks: scale so the average is the gradient
+                # of the whole global batch's mean (exactly the one-process run's)
+                (mean * distributed.rank_share(weight, len(batch)) if world > 1
+                 else mean).backward()
+                for hook in before_step:
+                    hook(ctx)
+                opt.step()
+                for hook in batch_end:
+                    hook(ctx, mean.detach(), weight)
+                logger.advance()
+                if checkpoint_every and (step + 1) % checkpoint_every == 0 \
+                        and step + 1 < len(batches):
+                    save(epoch, step + 1)
+            start_step = 0
+            record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+            if val_data is not None:
+                record.update(evaluate(model, val_data, prepare, head, k))
+            for hook in epoch_end:
+                hook(ctx, record)
+            record["seconds"] = time.perf_counter() - t0
+            history.epochs.append(record)
+            logger.end(record)
+            for callback in callbacks if rank == 0 else ():
+                callback(record)
+            stopped = best is not None and best.update(record, model)
+            save(epoch + 1, 0)
+    task = "classification" if head == "softmax" else "regression"
+    if best is None or best.weights is None:
+        return FitResult(model, history, ctx.standardizer, task, k)
+    model.load_state_dict(best.weights)
+    return FitResult(model, history, ctx.standardizer, task, k, best.epoch, best.value)
+
+
+def _pair(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X float32, y)`` as tensors of the same, non-zero length."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name}: expected a pair (X, y), got {type(data).__name__}")
+    X, y = (torch.as_tensor(a) for a in data)
+    if len(X) != len(y):
+        raise ValueError(f"{name}: X has {len(X)} rows but y has {len(y)}")
+    if len(X) == 0:
+        raise ValueError(f"{name}: no rows")
+    return X.float(), (y if not y.is_floating_point() else y.float())
+
+
+def _check_tricks(tricks: list, checkpointing: bool) -> None:
+    """Every trick is a ``Trick``; when checkpointing, every stateful one has a unique
+    ``state_key``."""
+    for trick in tricks:
+        if not isinstance(trick, Trick):
+            raise TypeError(f"tricks: expected Trick objects, got {type(trick).__name__}")
+    if not checkpointing:
+        return
+    keys = []
+    for trick in tricks:
+        stateful = type(trick).state_dict is not Trick.state_dict
+        if stateful and not trick.state_key:
+            raise ValueError(f"tricks: {type(trick).__name__} saves state but has no state_key; "
+                             "give it a unique string to checkpoint it")
+        keys += [trick.state_key] if trick.state_key else []
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"tricks: state_key values must be unique, got {keys}")

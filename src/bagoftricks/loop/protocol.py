@@ -1,0 +1,117 @@
+"""The trick protocol: what a trick sees (``Context``), when it runs (``Trick``'s hooks),
+and what ``fit`` returns (``History``, ``FitResult``).
+
+A trick is an object with a few optional hooks, called by ``fit`` in list order:
+
+- ``setup(ctx)``: once, before training (and before a checkpoint is loaded). It may set
+  the bias of the head, wrap ``ctx.optimizer``, replace ``ctx.sampler`` (the batch
+  order), set ``ctx.prepare`` (the input transform), ``ctx.class_weight`` (the loss's
+  per-class weights) or ``ctx.prior`` (the label distribution the loss sees: a trick that
+  changes it publishes the effective prior here, so later tricks read it).
+- ``on_epoch_start(ctx, epoch)``.
+- ``on_batch_end(ctx, loss, weight)``: after the optimizer step; ``loss`` is this rank's
+  (weighted) mean batch loss, ``weight`` its total weight (the batch size unweighted).
+- ``before_optimizer_step(ctx)``: after ``backward`` (gradients final: unscaled,
+  averaged over ranks), before ``optimizer.step()``.
+- ``on_epoch_end(ctx, record)``: with the epoch's record (validation metrics included);
+  it may add entries, such as ``train_loss``.
+
+Stateful tricks define ``state_key`` (unique), ``state_dict()`` and
+``load_state_dict(state)``; a checkpoint holds ``{"tricks": {state_key: state}}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..sampler import EpochSampler
+from ..standardize import RunningStandardizer, Standardize
+
+
+@dataclass
+class Context:
+    """What a trick sees and may change. ``X``/``y`` are the training data (every rank
+    holds them); ``head`` is ``"softmax"`` (classification) or ``"linear"``
+    (regression); ``prior`` the class distribution the loss sees (None for regression)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    X: torch.Tensor
+    y: torch.Tensor
+    head: str
+    num_classes: int | None
+    prior: torch.Tensor | None
+    sampler: EpochSampler
+    batch_size: int
+    seed: int
+    epochs: int
+    world: int
+    rank: int
+    prepare: nn.Module = field(default_factory=nn.Identity)
+    class_weight: torch.Tensor | None = None
+    standardizer: RunningStandardizer | None = None
+
+
+class Trick:
+    """Base class of the tricks ``fit`` composes: every hook is optional (a no-op here),
+    and ``fit`` calls only the hooks a subclass overrides."""
+
+    state_key: str | None = None
+
+    def setup(self, ctx: Context) -> None:
+        """Once, before training."""
+
+    def on_epoch_start(self, ctx: Context, epoch: int) -> None:
+        """Before each epoch (0-based ``epoch``)."""
+
+    def before_optimizer_step(self, ctx: Context) -> None:
+        """After backward, before ``optimizer.step()``."""
+
+    def on_batch_end(self, ctx: Context, loss: torch.Tensor, weight) -> None:
+        """After each optimizer step, with this rank's batch loss and weight."""
+
+    def on_epoch_end(self, ctx: Context, record: dict) -> None:
+        """After each epoch, with its record (may add entries)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@dataclass
+class History:
+    """Per-epoch records: train_loss, val_loss, metrics, lr, seconds."""
+
+    epochs: list[dict] = field(default_factory=list)
+
+    def series(self, key: str) -> list:
+        return [e.get(key) for e in self.epochs]
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns. ``model`` holds the best epoch's weights when ``keep_best``
+    was on (``best_epoch``, 1-based, and its ``best_value``), else the last epoch's."""
+
+    model: nn.Module
+    history: History
+    standardizer: RunningStandardizer | None
+    task: str
+    num_classes: int | None
+    best_epoch: int | None = None
+    best_value: float | None = None
+
+    @property
+    def predictor(self) -> nn.Module:
+        """The ready-to-use module: the standardization layer (if any), then the model."""
+        if self.standardizer is None:
+            return self.model
+        return nn.Sequential(Standardize(self.standardizer), self.model)
