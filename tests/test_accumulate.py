@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bagoftricks import LossAccumulator
+from bagoftricks.accumulate import FOLD_EVERY
 from distributed import harness
 
 batches = st.lists(st.tuples(st.floats(-1e3, 1e3, allow_nan=False, width=32),
@@ -57,11 +58,28 @@ def test_update_never_synchronizes(monkeypatch):
         acc.update(loss, n=8 + i)
     acc.update(torch.tensor([1.0, float("nan")]))
     acc.update(torch.tensor(1.0), torch.tensor(4))
+    for i in range(FOLD_EVERY + 3):  # past a fold of the pending losses, NaN included
+        acc.update(torch.tensor(float("nan") if i == 700 else 1.0), n=torch.tensor(2.0))
     assert calls == []
     acc_skip = LossAccumulator(nan_policy="skip")
     acc_skip.update(torch.tensor(1.0), 2)
     acc_skip.compute()
     assert calls, "the spy must see the one sync that compute() does"
+
+
+def test_folding_keeps_the_mean_and_the_first_bad_step_exact():
+    rng = np.random.default_rng(0)
+    values, sizes = rng.normal(size=3000), rng.integers(1, 64, 3000)
+    acc = LossAccumulator()
+    for v, n in zip(values, sizes, strict=True):
+        acc.update(torch.tensor(v, dtype=torch.float32), n=int(n))
+    v32 = values.astype(np.float32).astype(np.float64)
+    assert acc.compute() == pytest.approx((v32 * sizes).sum() / sizes.sum(), rel=1e-14)
+    acc.reset()
+    for i in range(2500):
+        acc.update(torch.tensor(float("inf") if i in (1500, 2100) else 1.0), n=3)
+    with pytest.raises(FloatingPointError, match=r"2 non-finite .* \(first at step 1500 "):
+        acc.compute()
 
 
 def test_nan_raises_naming_the_step():

@@ -247,6 +247,8 @@ class Standardize(nn.Module):
         self.register_buffer("scale", scale.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.mean.dtype and self.dim in (-1, x.ndim - 1):
+            return (x - self.mean) / self.scale  # features last: plain broadcasting
         shape = [1] * x.ndim
         shape[self.dim] = -1
         return (x - self.mean.reshape(shape).to(x.dtype)) / self.scale.reshape(shape).to(x.dtype)

@@ -15,7 +15,7 @@ import torch
 
 from ..accumulate import LossAccumulator
 from ..bias import init_bias_
-from ..centralize import Centralized, clip_grad_norm_
+from ..centralize import Centralized, _centralize_grad, _coupled_weight_decay, clip_grads_
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
@@ -128,15 +128,28 @@ class LeslieRescaling(Trick):
 
 
 class Centralization(Trick):
-    """Gradient centralization: the optimizer is wrapped in ``Centralized``, whose
-    ``step()`` centralizes (after clipping, which runs before the step)."""
+    """Gradient centralization of every gradient with ``ndim > 1`` (param groups with
+    ``centralize=False`` skipped), after clipping, before the step. With coupled weight
+    decay the optimizer is wrapped in ``Centralized`` instead, whose step also removes
+    ``wd * rowmean(p)`` (the paper's ``GC(grad + wd p)``)."""
 
     def setup(self, ctx: Context) -> None:
-        ctx.optimizer = Centralized(ctx.optimizer)
+        groups = ctx.optimizer.param_groups
+        if any(_coupled_weight_decay(ctx.optimizer, g) for g in groups):
+            ctx.optimizer = Centralized(ctx.optimizer)
+            self.matrices = []
+            return
+        self.matrices = [p for g in groups if g.get("centralize", True) for p in g["params"]
+                         if p.ndim > 1]
+
+    def before_optimizer_step(self, ctx: Context) -> None:
+        for p in self.matrices:
+            if p.grad is not None and not p.grad.is_sparse:
+                _centralize_grad(p.grad)
 
 
 class Clipping(Trick):
-    """Gradient clipping by the global norm (torch's ``clip_grad_norm_``)."""
+    """Gradient clipping by the global norm (``clip_grads_``: torch's rule, fused)."""
 
     def __init__(self, max_norm: float = 1.0) -> None:
         self.max_norm = max_norm
@@ -145,7 +158,7 @@ class Clipping(Trick):
         self.params = [p for p in ctx.model.parameters() if p.requires_grad]
 
     def before_optimizer_step(self, ctx: Context) -> None:
-        clip_grad_norm_(self.params, self.max_norm)
+        clip_grads_([p.grad for p in self.params if p.grad is not None], self.max_norm)
 
 
 class Plateau(Trick):
@@ -230,10 +243,10 @@ class Tricks:
             tricks.append(BiasInit())
         if self.reference_batch_size:
             tricks.append(LeslieRescaling(self.reference_batch_size, self.rescale_rule))
+        if self.clip_norm:  # clip, then centralize: before_optimizer_step runs in order
+            tricks.append(Clipping(self.clip_norm))
         if self.centralize:
             tricks.append(Centralization())
-        if self.clip_norm:
-            tricks.append(Clipping(self.clip_norm))
         if self.plateau:
             tricks.append(Plateau())
         return tricks
