@@ -75,7 +75,14 @@ def hand_loop(model, X, y, epochs, batch_size, extras: bool):
 
 
 def lightning_loop(model, X, y, epochs, batch_size):
+    import logging
+    import warnings
+
     import lightning as L
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
 
     class Module(L.LightningModule):
         def __init__(self):
@@ -89,8 +96,18 @@ def lightning_loop(model, X, y, epochs, batch_size):
         def configure_optimizers(self):
             return torch.optim.RAdam(self.parameters(), lr=1e-3)
 
-    sampler = ShuffleSampler(len(y), seed=0, num_replicas=1, rank=0)
-    batches = [(X[b], y[b]) for b, _ in sampler.global_batches(batch_size, 0)]
+    class Batches:  # an iterable of (x, y): one loader (a list would be many loaders)
+        def __init__(self):
+            sampler = ShuffleSampler(len(y), seed=0, num_replicas=1, rank=0)
+            self.batches = [(X[b], y[b]) for b, _ in sampler.global_batches(batch_size, 0)]
+
+        def __iter__(self):
+            return iter(self.batches)
+
+        def __len__(self):
+            return len(self.batches)
+
+    batches = Batches()
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SUITE = ["oversampling.py", "standardize.py", "centralize.py", "glm.py", "plateau.py"]
+SUITE = ["oversampling.py", "standardize.py", "centralize.py", "glm.py", "plateau.py",
+         "loop_overhead.py"]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

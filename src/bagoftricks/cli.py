@@ -282,7 +282,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         distributed.shutdown()
 
 
-BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau")
+BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau", "loop_overhead")
 LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
 
 
