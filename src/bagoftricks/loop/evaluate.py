@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from ..metrics import classification_metrics, regression_metrics
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: tuple, prepare: nn.Module, head: str,
+def evaluate(model: nn.Module, data: tuple, prepare: Callable, head: str,
              num_classes: int | None) -> dict:
     """``val_loss`` and the metrics of ``model`` on ``data = (X, y)``, in eval mode (the
     model is put back in train mode)."""

@@ -22,6 +22,7 @@ Stateful tricks define ``state_key`` (unique), ``state_dict()`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -50,7 +51,7 @@ class Context:
     epochs: int
     world: int
     rank: int
-    prepare: nn.Module = field(default_factory=nn.Identity)
+    prepare: Callable[[torch.Tensor], torch.Tensor] = nn.Identity()
     class_weight: torch.Tensor | None = None
     standardizer: RunningStandardizer | None = None
 
