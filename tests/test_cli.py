@@ -48,8 +48,16 @@ def test_doctor_json(churn_csv):
     assert rep["balanced_weights"]["yes"] == pytest.approx(n / (2 * counts["yes"]), rel=1e-5)
     assert rep["oversampled_epoch_size"] == 2 * max(counts.values())
     p = np.array(list(counts.values())) / n
-    assert rep["loss_at_init"] == pytest.approx(-(p * np.log(p)).sum())
+    # fit's default balance (oversampling) makes the loss see a uniform prior
+    assert rep["balance"] == "oversample" and rep["loss_at_init"] == pytest.approx(np.log(2))
+    assert rep["effective_prior"] == {"no": 0.5, "yes": 0.5}
+    np.testing.assert_allclose(list(rep["prior_correction"].values()), np.log(p / 0.5),
+                               atol=1e-6)
     assert rep["loss_at_zero_bias"] == pytest.approx(np.log(2))
+    plain = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
+                                           "--json", "--balance", "none"]).output)
+    assert plain["loss_at_init"] == pytest.approx(-(p * np.log(p)).sum())
+    assert plain["prior_correction"] == {"no": 0.0, "yes": 0.0}
     assert "constant" in rep["constant_columns"] and rep["non_finite"] == {"tenure": 1}
     assert "charges" in rep["needs_standardizing"]
     assert rep["lr"]["rescaled_lr_sgd"] == pytest.approx(4e-3)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bagoftricks import Trick, Tricks, bias_for, class_weights, fit, weighted_loss
-from bagoftricks.loop import BalancedWeights, BiasInit, Oversampling
+from bagoftricks.loop import BalancedWeights, BiasInit, LogitAdjustment, Oversampling
 from bagoftricks.models import last_linear, tabular_mlp
 
 
@@ -89,7 +89,8 @@ def _loss_at_init(balance):
     X, y = _imbalanced()
     probe = Recorder()
     tricks = [t for t in Tricks(balance=balance, standardize=False).build()
-              if isinstance(t, (Oversampling, BalancedWeights, BiasInit))] + [probe]
+              if isinstance(t, (Oversampling, BalancedWeights, LogitAdjustment, BiasInit))
+              ] + [probe]
     model = tabular_mlp(5, 4)
     with torch.no_grad():
         last_linear(model).weight.zero_()
@@ -97,16 +98,23 @@ def _loss_at_init(balance):
     ctx = probe.ctx
     idx = ctx.sampler.epoch_indices(0).long()
     out = last_linear(model).bias.detach().expand(len(idx), -1)
+    if ctx.logit_adjustment is not None:
+        out = out + ctx.logit_adjustment
     target = torch.as_tensor(y)[idx]
     return weighted_loss(out, target, class_weight=ctx.class_weight).item(), ctx
 
 
-@pytest.mark.parametrize("balance", ["oversample", "weights"])
+@pytest.mark.parametrize("balance", ["oversample", "weights", "logit_adjust"])
 def test_bias_init_follows_the_effective_prior_of_the_balance_trick(balance):
-    # Karpathy's "verify loss @ init": with balancing the loss sees a uniform prior, so
-    # the right bias gives log K on the balanced epoch (the raw counts gave more).
+    # Karpathy's "verify loss @ init": the step-0 loss is the entropy of the label
+    # distribution the loss sees: uniform when oversampled or weighted (the raw counts
+    # gave more than log K), the natural one under the logit-adjusted loss, whose raw
+    # logits model the uniform prior.
     loss, ctx = _loss_at_init(balance)
-    assert loss == pytest.approx(math.log(4), abs=1e-5)
+    _, y = _imbalanced()
+    p = np.bincount(y) / len(y)
+    seen = -(p * np.log(p)).sum() if balance == "logit_adjust" else math.log(4)
+    assert loss == pytest.approx(seen, abs=1e-5)
     np.testing.assert_allclose(ctx.prior.numpy(), 0.25)
 
 

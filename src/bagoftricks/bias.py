@@ -172,6 +172,18 @@ def _reduce_over_ranks(kind, seen, total, sums, mean, m2):
     return int(head[0]), float(head[1]), sums, mean, m2
 
 
+def _prior_stats(prior, kind: str) -> LabelStats:
+    p = np.asarray(prior, dtype=np.float64).reshape(-1)
+    if kind == "linear":
+        raise ValueError("prior: a linear head has no label prior (give y)")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or (kind == "sigmoid" and np.any(p > 1)):
+        raise ValueError(f"prior: expected probabilities, got {np.round(p, 6).tolist()}")
+    if kind == "softmax" and (len(p) < 2 or abs(p.sum() - 1) > 1e-6):
+        raise ValueError(f"prior: softmax needs K >= 2 class probabilities summing to 1, got "
+                         f"{len(p)} summing to {p.sum():.6g}")
+    return LabelStats(kind, 1.0, p, None)
+
+
 def _bias_from_stats(stats: LabelStats, eps: float) -> np.ndarray:
     p = stats.mean
     if stats.kind == "linear":
@@ -189,7 +201,8 @@ def _check_eps(eps: float) -> float:
 
 
 def bias_for(y, kind: str, sample_weight=None, eps: float = 1e-8, *,
-             num_classes: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+             num_classes: int | None = None, dtype: torch.dtype | None = None,
+             prior=None) -> torch.Tensor:
     """The last-layer bias that makes the step-0 loss the best label-only loss.
 
     Parameters
@@ -203,13 +216,20 @@ def bias_for(y, kind: str, sample_weight=None, eps: float = 1e-8, *,
     eps : keeps ``log(0)`` finite for a class never seen.
     num_classes : K for softmax class indices (default: largest label + 1).
     dtype : of the result (default: torch's default dtype).
+    prior : the label distribution the loss sees, when it is not ``y``'s own (the
+        effective prior of a balance trick, ``bagoftricks.prior.effective_prior``):
+        softmax class probabilities (K,), or sigmoid positive rates (d,). ``y`` is then
+        not read; the step-0 loss is the entropy of ``prior``.
 
     Returns
     -------
     torch.Tensor of shape (d,) (d = 1 for 1-D linear/sigmoid targets) or (K,).
     """
     eps = _check_eps(eps)
-    stats = label_stats(y, kind, sample_weight, num_classes)
+    if prior is not None:
+        stats = _prior_stats(prior, kind)
+    else:
+        stats = label_stats(y, kind, sample_weight, num_classes)
     bias = _bias_from_stats(stats, eps)
     return torch.as_tensor(bias, dtype=dtype or torch.get_default_dtype())
 

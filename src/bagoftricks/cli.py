@@ -18,6 +18,9 @@ from rich.table import Table
 from . import __version__
 from ._validation import check_choice, check_float, check_int
 
+BALANCE_CHOICES = ("oversample", "weights", "logit_adjust", "none")
+BALANCE_HELP = ("Class balance: oversample, weights, logit_adjust (the logit-adjusted "
+                "loss) or none; predictions are corrected back to the true prior.")
 OVERWRITE_HELP = "Replace OUT even if it holds files this command did not write."
 
 app = typer.Typer(help="Tricks that make neural nets train faster and correctly.",
@@ -178,13 +181,15 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
            batch_size: int = typer.Option(64, help="The batch size you will train with."),
            lr: float = typer.Option(1e-3, help="The LR tuned at --reference-batch-size."),
            reference_batch_size: int = typer.Option(64),
+           balance: str = typer.Option("oversample", help=BALANCE_HELP),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Inspect the data without training: which tricks apply and what they would set."""
     from .doctor import doctor_report, json_safe
 
     _check_common(batch_size=batch_size, lr=lr, task=task)
     check_int("--reference-batch-size", reference_batch_size, 1)
-    rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size)
+    check_choice("--balance", balance, BALANCE_CHOICES)
+    rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size, balance)
     if as_json:
         notes: list[str] = []
         rep = json_safe(rep, notes=notes)
@@ -195,7 +200,7 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     summary.add_column("what")
     summary.add_column("value")
     for key in ("rows", "task", "features", "imbalance_ratio", "oversampled_epoch_size",
-                "loss_at_init", "loss_at_zero_bias", "constant_columns", "non_finite",
+                "balance", "loss_at_init", "loss_at_zero_bias", "constant_columns", "non_finite",
                 "needs_standardizing", "target_problems", "classes_too_small_to_validate"):
         if rep.get(key) not in (None, [], {}) or key in ("constant_columns", "non_finite"):
             summary.add_row(key.replace("_", " "), str(rep[key]))
@@ -206,11 +211,13 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     console.print(summary)
     if "classes" in rep:
         t = Table(title="classes")
-        for h in ("class", "count", "balanced weight", "bias init"):
+        for h in ("class", "count", "balanced weight", "effective prior", "bias init",
+                  "predict adds"):
             t.add_column(h, justify="left" if h == "class" else "right")
         for c, n in rep["classes"].items():
             t.add_row(c, str(n), f"{rep['balanced_weights'][c]:.4g}",
-                      f"{rep['bias_init'][c]:.4g}")
+                      f"{rep['effective_prior'][c]:.4g}", f"{rep['bias_init'][c]:.4g}",
+                      f"{rep['prior_correction'][c]:+.4g}")
         console.print(t)
     t = Table(title="feature scales")
     for h in ("column", "mean", "std", "standardize?"):
@@ -232,6 +239,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
                                       "(gloo on CPU, NCCL on GPUs)."),
+            balance: str = typer.Option("oversample", help=BALANCE_HELP),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
@@ -240,6 +248,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .model_io import check_fit_output, partial_folder, train_and_save
 
     _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
+    check_choice("--balance", balance, BALANCE_CHOICES)
     check_int("--nproc", nproc, 1)
     if batch_size % nproc:
         raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
@@ -250,7 +259,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         check_fit_output(data, out, overwrite)
         scan(data, target, task)  # every data error once, here, before any rank starts
         args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
-                "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed)]
+                "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
+                "--balance", balance]
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
         mark_folder(partial_folder(out), "fit")
@@ -265,7 +275,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         result = train_and_save(data, target, out, task=task, epochs=epochs,
                                 batch_size=batch_size, lr=lr, seed=seed, resume=resume,
                                 log=_log(quiet), overwrite=overwrite,
-                                lock=os.environ.get(LOCK_HELD) != "1")
+                                lock=os.environ.get(LOCK_HELD) != "1",
+                                balance=None if balance == "none" else balance)
         if distributed.rank() == 0:
             typer.echo(f"model written to {out}" + (
                 f" (the best epoch by validation loss: {result.best_epoch} of "
@@ -315,13 +326,16 @@ def _torchrun(nproc: int, args: list[str]) -> int:
 @clean_errors
 def predict(model_dir: Path = typer.Argument(..., help="A folder written by fit."),
             data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
-            out: Path = typer.Option(..., help="Predictions CSV to write.")) -> None:
+            out: Path = typer.Option(..., help="Predictions CSV to write."),
+            prior: str = typer.Option("true", help="The class prior the probabilities hold "
+                                      "under: true (the training data's), balanced, or "
+                                      "'name=p,name=p' (a deployment prior).")) -> None:
     """Predict with a saved model; the columns must match its schema."""
     from .files import check_output_file
     from .model_io import predict_file
 
     check_output_file(out, inputs=[data, model_dir])
-    n = predict_file(model_dir, data, out)
+    n = predict_file(model_dir, data, out, prior)
     typer.echo(f"{n} predictions written to {out}")
 
 

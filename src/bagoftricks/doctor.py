@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .prior import effective_prior
 from .scaling import scale_hparams
 from .tabular import scan
 
 
 def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
-                  reference_batch_size: int) -> dict:
+                  reference_batch_size: int, balance: str = "oversample") -> dict:
     """Everything ``doctor`` says about a file, from one streaming pass."""
     s = scan(data, target, task)
     report = {"file": str(data), "rows": s.rows, "task": s.schema.task,
@@ -25,17 +26,26 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
         counts = np.array(list(s.class_counts.values()), dtype=float)
         p = counts / counts.sum()
         weights = counts.sum() / (len(counts) * counts)
-        logp = np.log(p + 1e-8)
+        effective = effective_prior(p, **{
+            "oversample": {"oversample": True}, "weights": {"class_weight": weights},
+            "logit_adjust": {"tau": 1.0}, "none": {}}[balance])
+        logq = np.log(effective)
+        # the loss sees the effective prior (the natural one under the logit-adjusted loss)
+        seen = p if balance == "logit_adjust" else effective
+
+        def per_class(values):
+            return dict(zip(s.class_counts, np.round(values, 6).tolist(), strict=True))
         report.update({
             "classes": s.class_counts,
             "imbalance_ratio": float(counts.max() / counts.min()),
-            "balanced_weights": dict(zip(s.class_counts, weights.round(6).tolist(),
-                                         strict=True)),
+            "balanced_weights": per_class(weights),
             "oversampled_epoch_size": int(len(counts) * counts.max()),
-            "bias_init": dict(zip(s.class_counts, (logp - logp.mean()).round(6).tolist(),
-                                  strict=True)),
-            "loss_at_init": float(-(p * np.log(p)).sum()),
-            "loss_at_zero_bias": math.log(len(counts))})
+            "balance": balance,
+            "effective_prior": per_class(effective),
+            "bias_init": per_class(logq - logq.mean()),
+            "loss_at_init": float(-(seen * np.log(seen)).sum()),
+            "loss_at_zero_bias": math.log(len(counts)),
+            "prior_correction": per_class(np.log(p) - logq)})
     feats = []
     if s.standardizer is not None:
         for c, m, sd in zip(s.schema.numeric, s.standardizer.mean.tolist(),

@@ -28,6 +28,7 @@ from .files import (
 )
 from .loop import FitResult, Tricks, fit
 from .models import tabular_mlp
+from .prior import PriorShift, check_prior, parse_prior
 from .standardize import Standardize
 from .tabular import Schema, encode, iter_batches, read
 
@@ -48,7 +49,8 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
                    batch_size: int, lr: float, seed: int, resume: bool, log: str,
-                   overwrite: bool = False, lock: bool = True) -> FitResult:
+                   overwrite: bool = False, lock: bool = True,
+                   balance: str | None = "oversample") -> FitResult:
     """Scan, train with all tricks (10% held out for the metrics, the best epoch by
     validation loss kept), and write ``out``; returns the ``FitResult``.
 
@@ -79,16 +81,20 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
         val = (X[va], y[va]) if len(va) else None  # a tiny file may leave none to hold out
         result = fit(model, (X[tr], y[tr]), val_data=val, epochs=epochs, batch_size=batch_size,
-                     lr=lr, tricks=Tricks(), checkpoint_dir=partial, resume=resume, seed=seed,
-                     log=log)
-        full = result.predictor  # the best epoch's weights behind the standardizer
+                     lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
+                     resume=resume, seed=seed, log=log)
+        # the best epoch's weights behind the standardizer; the priors go to config.json
+        full = nn.Sequential(Standardize(result.standardizer), model)
+        priors = {} if result.prior is None else {
+            "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist()}
 
         def write(folder: Path) -> None:
             atomic_save(full.state_dict(), folder / "model.pt")
             s.schema.save(folder / "schema.json")
             (folder / "config.json").write_text(json.dumps(
                 {"in_features": int(X.shape[1]), "out_features": k, "hidden": list(HIDDEN),
-                 "best_epoch": result.best_epoch, "history": result.history.epochs},
+                 "best_epoch": result.best_epoch, "balance": balance, **priors,
+                 "history": result.history.epochs},
                 indent=1))
         if leader:
             atomic_folder(out, write, command="fit")
@@ -96,10 +102,12 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
     return result
 
 
-def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
+def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]:
     """The model and schema of a folder written by ``fit``. The architecture is read off
     the weights' shapes and must agree with ``config.json`` (so a tampered config cannot
-    ask for an arbitrary allocation); anything else is one clear error."""
+    ask for an arbitrary allocation); anything else is one clear error. A classifier's
+    logits are moved from the prior it was trained under to ``prior``: ``"true"`` (the
+    training data's), ``"balanced"`` or ``"name=p,..."`` (see ``parse_prior``)."""
     model_dir = Path(model_dir)
     if not (model_dir / "model.pt").is_file():
         raise ValueError(f"MODEL_DIR: {model_dir} is not a folder written by 'bagoftricks fit'")
@@ -115,24 +123,34 @@ def load_model(model_dir: Path) -> tuple[nn.Module, Schema]:
                         and cfg["in_features"] == widths[0][1]
                         and cfg["out_features"] == widths[-1][0]
                         and len(schema.feature_names()) == cfg["in_features"])
+        if schema.task == "classification":
+            true_prior = check_prior(cfg["prior"], "prior", cfg["out_features"])
+            effective = check_prior(cfg["effective_prior"], "effective_prior",
+                                    cfg["out_features"])
     except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError,
             pickle.UnpicklingError):
         raise broken from None
     if not shapes_agree:
         raise broken
-    model = nn.Sequential(Standardize(num_features=cfg["in_features"]),
-                          tabular_mlp(cfg["in_features"], cfg["out_features"], hidden))
+    layers = [Standardize(num_features=cfg["in_features"]),
+              tabular_mlp(cfg["in_features"], cfg["out_features"], hidden)]
+    model = nn.Sequential(*layers)
     try:
         model.load_state_dict(state)
     except RuntimeError:
         raise broken from None
+    if schema.task == "classification":
+        target = parse_prior(prior, schema.classes, true_prior)
+        model = nn.Sequential(*layers, PriorShift(effective, target))
+    elif prior != "true":
+        raise ValueError("--prior: only for a classifier (this model is a regression)")
     return model.eval(), schema
 
 
 @torch.no_grad()
-def predict_file(model_dir: Path, data: Path, out: Path) -> int:
+def predict_file(model_dir: Path, data: Path, out: Path, prior: str = "true") -> int:
     """Write predictions for every row of ``data`` to the CSV ``out``; returns the count."""
-    model, schema = load_model(model_dir)
+    model, schema = load_model(model_dir, prior)
     n = 0
     with atomic_file(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

@@ -19,6 +19,7 @@ import scipy.linalg
 import scipy.stats
 
 from ..imbalance import class_weights as balanced_class_weights
+from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
 from .solve import Gram, solve_normal
@@ -281,6 +282,11 @@ class GLM:
             raise ValueError(f"y: the {self.family} family needs y {fam.support} "
                              f"(min {y.min():g}, max {y.max():g})")
         w = self._weights(y, sample_weight)
+        if self.family == "binomial":  # the positive rate of the data, and the one fitted
+            base = np.ones_like(y) if sample_weight is None else np.asarray(
+                sample_weight, dtype=np.float64)
+            self.prior_ = float((base * y).sum() / base.sum())
+            self.effective_prior_ = float((w * y).sum() / w.sum())
         to = _to_device(self.device)
         self.n_features_in_ = X.shape[1]
         if feature_names is not None and len(feature_names) != X.shape[1]:
@@ -363,11 +369,27 @@ class GLM:
         fam = make_family(self.family, np)
         return make_link(self.link, fam, np).inverse(self.decision_function(X))
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Binomial only: ``(n, 2)`` probabilities of classes 0 and 1."""
+    def predict_proba(self, X, prior=None) -> np.ndarray:
+        """Binomial only: ``(n, 2)`` probabilities of classes 0 and 1.
+
+        ``prior``: ``None`` (as fitted), ``"true"`` (the data's positive rate, undoing
+        ``class_weight``), ``"balanced"`` (0.5) or a positive rate in (0, 1). The logit
+        link's intercept moves by King & Zeng's prior correction
+        ``log(τ/(1−τ)) − log(ȳ/(1−ȳ))``, ȳ the positive rate the fit saw (weighted)."""
         if self.family != "binomial":
             raise ValueError("predict_proba: only for family='binomial'")
-        p = self.predict(X)
+        if prior is None:
+            p = self.predict(X)
+            return np.stack([1 - p, p], axis=1)
+        if self.link not in (None, "logit"):  # None: binomial's canonical link, the logit
+            raise ValueError(f"prior: the prior correction is exact for the logit link only, "
+                             f"not {self.link!r}")
+        target = {"true": getattr(self, "prior_", None), "balanced": 0.5}.get(prior, prior)
+        if isinstance(target, str) or target is None:
+            raise ValueError(f"prior: expected None, 'true', 'balanced' or a rate in (0, 1), "
+                             f"got {prior!r}")
+        eta = self.decision_function(X) + prior_shift(self.effective_prior_, target, "sigmoid")
+        p = 1 / (1 + np.exp(-eta))
         return np.stack([1 - p, p], axis=1)
 
     @property

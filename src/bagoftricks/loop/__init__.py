@@ -6,6 +6,7 @@ from .adapters import (
     Centralization,
     Clipping,
     LeslieRescaling,
+    LogitAdjustment,
     LossAccumulation,
     Oversampling,
     Plateau,
@@ -16,5 +17,5 @@ from .fit import fit
 from .protocol import Context, FitResult, History, Trick
 
 __all__ = ["BalancedWeights", "BiasInit", "Centralization", "Clipping", "Context",
-           "FitResult", "History", "LeslieRescaling", "LossAccumulation", "Oversampling",
-           "Plateau", "Standardization", "Trick", "Tricks", "fit"]
+           "FitResult", "History", "LeslieRescaling", "LogitAdjustment", "LossAccumulation",
+           "Oversampling", "Plateau", "Standardization", "Trick", "Tricks", "fit"]

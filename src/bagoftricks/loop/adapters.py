@@ -19,6 +19,7 @@ from ..centralize import Centralized, _centralize_grad, _coupled_weight_decay, c
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
+from ..prior import effective_prior
 from ..sampler import OversamplingSampler
 from ..scaling import scale_hparams
 from ..standardize import RunningStandardizer, Standardize
@@ -77,8 +78,7 @@ class Oversampling(Trick):
             return
         ctx.sampler = OversamplingSampler(ctx.y.numpy(), seed=ctx.seed,
                                           num_replicas=ctx.world, rank=ctx.rank)
-        present = (ctx.prior > 0).double()
-        ctx.prior = present / present.sum()
+        ctx.prior = torch.as_tensor(effective_prior(ctx.prior, oversample=True))
 
 
 class BalancedWeights(Trick):
@@ -90,8 +90,28 @@ class BalancedWeights(Trick):
             return
         weights = class_weights(ctx.y.numpy(), num_classes=ctx.num_classes)
         ctx.class_weight = torch.as_tensor(weights, dtype=torch.float32)
-        weighted = ctx.prior * torch.as_tensor(weights)
-        ctx.prior = weighted / weighted.sum()
+        ctx.prior = torch.as_tensor(effective_prior(ctx.prior, class_weight=weights))
+
+
+class LogitAdjustment(Trick):
+    """The logit-adjusted loss (Menon et al., 2021): ``CE(f + τ log π, y)`` on the
+    natural data, so the raw logits ``f`` model the prior ``π^(1 − τ)`` (uniform for
+    ``τ = 1``), which it publishes; no sample is repeated and no weight is changed."""
+
+    def __init__(self, tau: float = 1.0) -> None:
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
+            raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
+        self.tau = float(tau)
+
+    def setup(self, ctx: Context) -> None:
+        if ctx.head != "softmax":
+            return
+        log_prior = torch.log(ctx.prior.clamp_min(1e-12)).float()
+        ctx.logit_adjustment = self.tau * log_prior
+        ctx.prior = torch.as_tensor(effective_prior(ctx.prior, tau=self.tau))
+
+    def __repr__(self) -> str:
+        return f"LogitAdjustment(tau={self.tau})"
 
 
 class BiasInit(Trick):
@@ -104,9 +124,8 @@ class BiasInit(Trick):
         if head is None:
             return
         if ctx.head == "softmax":
-            counts = torch.bincount(ctx.y, minlength=ctx.num_classes).double()
-            ratio = torch.where(counts > 0, ctx.prior * counts.sum() / counts.clamp_min(1), 0)
-            init_bias_(head, ctx.y, "softmax", sample_weight=ratio[ctx.y])
+            # the raw logits model ctx.prior; the loss adds ctx.logit_adjustment to them
+            init_bias_(head, None, "softmax", prior=ctx.prior.numpy())
         else:
             init_bias_(head, ctx.y, "linear")
 
@@ -193,13 +212,17 @@ class Plateau(Trick):
         self.scheduler.load_state_dict(state)
 
 
+BALANCE = (None, "oversample", "weights", "logit_adjust")
+
+
 @dataclass(frozen=True)
 class Tricks:
     """Which tricks the loop uses; ``build()`` gives the adapters in composing order.
     Each applies only where the task allows it (balance and bias init's prior:
     classification).
 
-    ``balance``: ``"oversample"``, ``"weights"`` or ``None``. ``reference_batch_size``:
+    ``balance``: ``"oversample"``, ``"weights"``, ``"logit_adjust"`` (with ``tau``) or
+    ``None``. ``reference_batch_size``:
     the batch size ``lr`` was tuned at; when it differs, ``lr`` is rescaled by
     ``scale_hparams`` with ``rescale_rule``. ``accumulate``: measure the training loss
     (on in ``Tricks.none()`` too: it changes no update).
@@ -214,11 +237,15 @@ class Tricks:
     reference_batch_size: int | None = None
     rescale_rule: str = "sqrt"
     accumulate: bool = True
+    tau: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.balance not in (None, "oversample", "weights"):
-            raise ValueError(f"tricks.balance: expected None, 'oversample' or 'weights', got "
+        if self.balance not in BALANCE:
+            raise ValueError(f"tricks.balance: expected one of {BALANCE}, got "
                              f"{self.balance!r}")
+        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) \
+                or not self.tau >= 0:
+            raise ValueError(f"tricks.tau: expected a number >= 0, got {self.tau!r}")
 
     @classmethod
     def none(cls) -> Tricks:
@@ -234,7 +261,7 @@ class Tricks:
     def on(self) -> list[str]:
         """The names of the tricks switched on (the loss measurement aside)."""
         return [k for k, v in asdict(self).items() if v not in (False, None)
-                and k not in ("rescale_rule", "accumulate")]
+                and k not in ("rescale_rule", "accumulate", "tau")]
 
     def build(self) -> list[Trick]:
         """The adapters, in the order that makes them compose."""
@@ -245,6 +272,8 @@ class Tricks:
             tricks.append(Oversampling())
         elif self.balance == "weights":
             tricks.append(BalancedWeights())
+        elif self.balance == "logit_adjust":
+            tricks.append(LogitAdjustment(self.tau))
         if self.bias_init:
             tricks.append(BiasInit())
         if self.reference_batch_size:

@@ -12,12 +12,15 @@ from ..metrics import classification_metrics, regression_metrics
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: tuple, prepare: Callable, head: str,
-             num_classes: int | None) -> dict:
+             num_classes: int | None, shift: nn.Module | None = None) -> dict:
     """``val_loss`` and the metrics of ``model`` on ``data = (X, y)``, in eval mode (the
-    model is put back in train mode)."""
+    model is put back in train mode); ``shift`` moves a classifier's logits to the prior
+    it predicts under (see ``FitResult.predictor``)."""
     model.eval()
     X, y = data
     out = torch.cat([model(prepare(xb)) for xb in X.split(8192)])
+    if shift is not None:
+        out = shift(out)
     model.train()
     if head == "softmax":
         if num_classes > out.shape[1]:

@@ -19,6 +19,7 @@ from torch import nn
 from .. import distributed
 from .._validation import check_choice, check_int
 from ..imbalance import weighted_loss
+from ..prior import PriorShift
 from ..sampler import ShuffleSampler
 from . import checkpoint
 from .adapters import Tricks
@@ -87,9 +88,12 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
     ctx = Context(model, make_optimizer(model.parameters(), lr), X, y, head, k, prior,
                   ShuffleSampler(len(y), seed, num_replicas=world, rank=rank), batch_size,
-                  seed, epochs, world, rank)
+                  seed, epochs, world, rank, true_prior=prior)
     for trick in tricks:
         trick.setup(ctx)
+    # validation scores the model as it will predict: under the training data's prior
+    to_true = None if head != "softmax" or torch.equal(ctx.prior, prior) else PriorShift(
+        ctx.prior, prior)
     epoch_start, before_step, batch_end, epoch_end = (
         [getattr(t, hook) for t in tricks if getattr(type(t), hook) is not getattr(Trick, hook)]
         for hook in ("on_epoch_start", "before_optimizer_step", "on_batch_end", "on_epoch_end"))
@@ -141,6 +145,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             for step in range(start_step, len(batches)):
                 batch, mine = batches[step]
                 out = net(prepare(X[mine]))
+                if ctx.logit_adjustment is not None:  # the logit-adjusted loss
+                    out = out + ctx.logit_adjustment
                 target = y[mine] if loss == "cross_entropy" else y[mine].reshape(out.shape)
                 mean, weight = weighted_loss(out, target, loss, class_weight=ctx.class_weight,
                                              return_weight=True)
@@ -161,7 +167,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             start_step = 0
             record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
             if val_data is not None:
-                record.update(evaluate(model, val_data, prepare, head, k))
+                record.update(evaluate(model, val_data, prepare, head, k, to_true))
             for hook in epoch_end:
                 hook(ctx, record)
             record["seconds"] = time.perf_counter() - t0
@@ -172,10 +178,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             stopped = best is not None and best.update(record, model)
             save(epoch + 1, 0)
     task = "classification" if head == "softmax" else "regression"
-    if best is None or best.weights is None:
-        return FitResult(model, history, ctx.standardizer, task, k)
-    model.load_state_dict(best.weights)
-    return FitResult(model, history, ctx.standardizer, task, k, best.epoch, best.value)
+    if best is not None and best.weights is not None:
+        model.load_state_dict(best.weights)
+    return FitResult(model, history, ctx.standardizer, task, k,
+                     best and best.epoch, best and best.value, prior, ctx.prior)
 
 
 def _pair(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:

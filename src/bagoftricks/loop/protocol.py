@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..prior import PriorShift
 from ..sampler import EpochSampler
 from ..standardize import RunningStandardizer, Standardize
 
@@ -36,7 +37,10 @@ from ..standardize import RunningStandardizer, Standardize
 class Context:
     """What a trick sees and may change. ``X``/``y`` are the training data (every rank
     holds them); ``head`` is ``"softmax"`` (classification) or ``"linear"``
-    (regression); ``prior`` the class distribution the loss sees (None for regression)."""
+    (regression); ``true_prior`` the training labels' class distribution and ``prior``
+    the one the raw logits model (the effective prior, once a balance trick changed
+    it; None for regression); ``logit_adjustment`` is added to the logits inside the
+    loss (the logit-adjusted loss)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -53,7 +57,9 @@ class Context:
     rank: int
     prepare: Callable[[torch.Tensor], torch.Tensor] = nn.Identity()
     class_weight: torch.Tensor | None = None
+    logit_adjustment: torch.Tensor | None = None
     standardizer: RunningStandardizer | None = None
+    true_prior: torch.Tensor | None = None
 
 
 class Trick:
@@ -109,10 +115,24 @@ class FitResult:
     num_classes: int | None
     best_epoch: int | None = None
     best_value: float | None = None
+    prior: torch.Tensor | None = None            # the training labels' class prior
+    effective_prior: torch.Tensor | None = None  # the prior the raw logits model
+
+    def predictor_for(self, prior=None) -> nn.Module:
+        """The ready-to-use module: the standardization layer (if any), the model, and
+        for a classifier the shift of its logits from the effective prior to ``prior``
+        (default: the training data's true prior; ``"balanced"``: uniform)."""
+        layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
+        layers.append(self.model)
+        if self.prior is not None:
+            if prior is None:
+                prior = self.prior
+            elif isinstance(prior, str) and prior == "balanced":
+                prior = torch.full_like(self.prior, 1 / len(self.prior))
+            layers.append(PriorShift(self.effective_prior, prior))
+        return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
     @property
     def predictor(self) -> nn.Module:
-        """The ready-to-use module: the standardization layer (if any), then the model."""
-        if self.standardizer is None:
-            return self.model
-        return nn.Sequential(Standardize(self.standardizer), self.model)
+        """``predictor_for()``: probabilities under the training data's prior."""
+        return self.predictor_for()
