@@ -48,11 +48,16 @@ def test_doctor_json(churn_csv):
     assert rep["balanced_weights"]["yes"] == pytest.approx(n / (2 * counts["yes"]), rel=1e-5)
     assert rep["oversampled_epoch_size"] == 2 * max(counts.values())
     p = np.array(list(counts.values())) / n
-    # fit's default balance (oversampling) makes the loss see a uniform prior
-    assert rep["balance"] == "oversample" and rep["loss_at_init"] == pytest.approx(np.log(2))
+    # fit's default balance (the logit-adjusted loss): the raw logits model a uniform
+    # prior, the loss sees the natural labels, predict corrects by log(p / 0.5)
+    assert rep["balance"] == "logit_adjust"
+    assert rep["loss_at_init"] == pytest.approx(-(p * np.log(p)).sum())
     assert rep["effective_prior"] == {"no": 0.5, "yes": 0.5}
     np.testing.assert_allclose(list(rep["prior_correction"].values()), np.log(p / 0.5),
                                atol=1e-6)
+    over = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
+                                          "--json", "--balance", "oversample"]).output)
+    assert over["loss_at_init"] == pytest.approx(np.log(2))
     assert rep["loss_at_zero_bias"] == pytest.approx(np.log(2))
     plain = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
                                            "--json", "--balance", "none"]).output)

@@ -55,13 +55,14 @@ class Recorder(Trick):
 def test_a_user_trick_runs_its_hooks_and_resumes_its_state(tmp_path):
     X, y = _imbalanced()
     first = Recorder()
-    fit(tabular_mlp(5, 4), (X, y), epochs=2, batch_size=50, tricks=[*Tricks().build(), first],
+    over = Tricks(balance="oversample")
+    fit(tabular_mlp(5, 4), (X, y), epochs=2, batch_size=50, tricks=[*over.build(), first],
         checkpoint_dir=tmp_path, log="none")
     assert first.calls == ["setup", "start 0", "end 1", "start 1", "end 2"]
     assert first.steps == 2 * math.ceil(4 * np.bincount(y).max() / 50)  # oversampled epochs
     again = Recorder()
     res = fit(tabular_mlp(5, 4), (X, y), epochs=3, batch_size=50,
-              tricks=[*Tricks().build(), again], checkpoint_dir=tmp_path, resume=True,
+              tricks=[*over.build(), again], checkpoint_dir=tmp_path, resume=True,
               log="none")
     assert again.steps == 3 * first.steps // 2  # continued from the checkpoint's count
     assert res.history.series("recorder_steps") == [first.steps // 2, first.steps,
@@ -143,7 +144,7 @@ def test_balanced_weights_are_the_loss_the_loop_minimizes():
 
 
 def test_each_adapter_is_switched_off_by_its_flag():
-    names = {"bias_init": "BiasInit", "balance": "Oversampling", "standardize":
+    names = {"bias_init": "BiasInit", "balance": "LogitAdjustment", "standardize":
              "Standardization", "centralize": "Centralization", "clip_norm": "Clipping",
              "plateau": "Plateau"}
     built = {type(t).__name__ for t in Tricks().build()}

@@ -181,7 +181,7 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
            batch_size: int = typer.Option(64, help="The batch size you will train with."),
            lr: float = typer.Option(1e-3, help="The LR tuned at --reference-batch-size."),
            reference_batch_size: int = typer.Option(64),
-           balance: str = typer.Option("oversample", help=BALANCE_HELP),
+           balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Inspect the data without training: which tricks apply and what they would set."""
     from .doctor import doctor_report, json_safe
@@ -239,7 +239,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
                                       "(gloo on CPU, NCCL on GPUs)."),
-            balance: str = typer.Option("oversample", help=BALANCE_HELP),
+            balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,

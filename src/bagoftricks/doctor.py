@@ -13,7 +13,7 @@ from .tabular import scan
 
 
 def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
-                  reference_batch_size: int, balance: str = "oversample") -> dict:
+                  reference_batch_size: int, balance: str = "logit_adjust") -> dict:
     """Everything ``doctor`` says about a file, from one streaming pass."""
     s = scan(data, target, task)
     report = {"file": str(data), "rows": s.rows, "task": s.schema.task,

@@ -50,7 +50,7 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
                    batch_size: int, lr: float, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
-                   balance: str | None = "oversample") -> FitResult:
+                   balance: str | None = "logit_adjust") -> FitResult:
     """Scan, train with all tricks (10% held out for the metrics, the best epoch by
     validation loss kept), and write ``out``; returns the ``FitResult``.
 

@@ -229,7 +229,7 @@ class Tricks:
     """
 
     bias_init: bool = True
-    balance: str | None = "oversample"
+    balance: str | None = "logit_adjust"
     standardize: bool = True
     centralize: bool = True
     clip_norm: float | None = 1.0
