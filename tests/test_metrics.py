@@ -39,3 +39,19 @@ def test_multiclass_recall_and_regression(seed):
     r = regression_metrics(t, pr)
     assert np.isclose(r["r2"], r2_score(t, pr))
     assert np.isclose(r["rmse"], np.sqrt(((t - pr) ** 2).mean()))
+
+
+@given(st.integers(0, 10**6), st.integers(3, 6))
+def test_accuracy_and_balanced_accuracy_with_an_absent_class_equal_sklearn(seed, k):
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k - 1, 60)  # class k-1 never occurs in y, but may be predicted
+    proba = rng.random((60, k))
+    m = classification_metrics(y, proba)
+    pred = proba.argmax(1)
+    assert m["accuracy"] == accuracy_score(y, pred)
+    present = np.unique(y)
+    assert np.isclose(m["balanced_accuracy"],
+                      recall_score(y, pred, labels=present, average="macro"))
+    assert m["recall"][k - 1] is None  # no sample: undefined, not 0

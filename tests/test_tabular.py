@@ -58,3 +58,21 @@ def test_unsupported_file(tmp_path):
     (tmp_path / "d.xlsx").write_text("x")
     with pytest.raises(ValueError, match="unsupported file type"):
         scan(tmp_path / "d.xlsx", "y")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_load_of_many_record_batches_equals_pandas(frame, tmp_path, fmt):
+    big = pd.concat([frame] * 600, ignore_index=True)  # 300,000 rows
+    big["a"] = np.arange(len(big), dtype=float)  # a row number: order is checked too
+    path = tmp_path / f"big.{fmt}"
+    if fmt == "parquet":
+        big.to_parquet(path, row_group_size=20_000)
+    else:
+        big.to_csv(path, index=False)
+        assert path.stat().st_size > 1 << 22  # larger than one CSV read block
+    assert sum(1 for _ in iter_batches(path)) > 1
+    s = scan(path, "target")
+    X, y = load(path, s.schema)
+    assert X.shape[0] == len(big) == s.rows
+    np.testing.assert_array_equal(X[:, 0], big.a.to_numpy(np.float32))
+    np.testing.assert_array_equal(y, big.target.to_numpy())

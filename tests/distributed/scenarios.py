@@ -64,7 +64,8 @@ def bias_sharded(rank: int, world: int, y: list, kind: str) -> list:
 
 
 def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False,
-            kill_at: int | None = None, epochs: int = 3) -> dict:
+            kill_at: int | None = None, epochs: int = 3, balance: str = "logit_adjust",
+            n: int = 240) -> dict:
     """The reference loop under DDP on the worker's data; optionally SIGKILL at a step."""
     import signal
 
@@ -85,8 +86,8 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
         torch.optim.RAdam.step = step
     X, y = data()
     model = tabular_mlp(6, 2, (16,), seed=0)
-    res = fit(model, (X[:240], y[:240]), val_data=(X[240:], y[240:]), epochs=epochs,
-              batch_size=16, tricks=Tricks(), checkpoint_dir=ckpt, resume=resume,
+    res = fit(model, (X[:n], y[:n]), val_data=(X[240:], y[240:]), epochs=epochs,
+              batch_size=16, tricks=Tricks(balance=balance), checkpoint_dir=ckpt, resume=resume,
               checkpoint_every=5, seed=3, log="none")
     return {"train": res.history.series("train_loss"), "val": res.history.series("val_loss"),
             "weights": [p.detach().double().flatten().tolist() for p in model.parameters()]}
