@@ -168,3 +168,64 @@ def test_lr_scheduler_closure_and_grad_scaler():
 
 def test_clip_grad_norm_is_torchs():
     assert clip_grad_norm_ is torch.nn.utils.clip_grad_norm_
+
+
+def test_optimizer_contracts_hooks_copy_pickle_and_closures():
+    import copy
+    import pickle
+
+    w = torch.nn.Parameter(torch.randn(3, 4))
+    opt = Centralized(torch.optim.SGD([w], lr=0.1))
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    w.grad = torch.ones(3, 4) + torch.arange(4.0)
+    opt.step()
+    assert seen == ["pre", "post"]
+    fresh = Centralized(torch.optim.SGD([w], lr=0.1))  # (lambda hooks do not pickle)
+    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(fresh))):
+        assert clone.param_groups[0]["lr"] == 0.1 and isinstance(clone.optimizer,
+                                                                 torch.optim.SGD)
+
+
+def test_lbfgs_gets_a_centralizing_closure():
+    # LBFGS needs its closure and re-evaluates it; each evaluation's gradients must be
+    # centralized before LBFGS reads them (it used to be dropped: LBFGS then failed)
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(3, 4))
+    X, y = torch.randn(20, 4) + 3, torch.randn(20, 3)
+    opt = Centralized(torch.optim.LBFGS([w], lr=0.5, max_iter=5))
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = ((X @ w.T - y) ** 2).mean()
+        loss.backward()
+        calls.append(1)
+        return loss
+    before = closure().item()
+    start = w.detach().clone()
+    opt.step(closure)
+    assert len(calls) > 2 and closure().item() < before
+    # every LBFGS direction was built from centralized gradients: rows moved by zero sum
+    torch.testing.assert_close((w.detach() - start).sum(1), torch.zeros(3), atol=1e-4,
+                               rtol=0)
+    plain = torch.nn.Parameter(start.clone())
+    lbfgs = torch.optim.LBFGS([plain], lr=0.5, max_iter=5)
+
+    def plain_closure():
+        lbfgs.zero_grad()
+        loss = ((X @ plain.T - y) ** 2).mean()
+        loss.backward()
+        return loss
+    lbfgs.step(plain_closure)
+    assert (plain.detach() - start).sum(1).abs().max() > 1e-2  # without GC rows do move
+
+
+def test_groups_added_later_are_centralized_with_include():
+    a, b = torch.nn.Parameter(torch.randn(2, 3)), torch.nn.Parameter(torch.randn(2, 3))
+    opt = Centralized(torch.optim.SGD([a], lr=0.1), include=[a])
+    opt.add_param_group({"params": [b]})
+    a.grad, b.grad = torch.randn(2, 3), torch.randn(2, 3)
+    opt.centralize()
+    torch.testing.assert_close(b.grad.sum(1), torch.zeros(2), atol=1e-6, rtol=0)

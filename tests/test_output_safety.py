@@ -219,7 +219,10 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path):
     out = tmp_path / "model"
     proc = subprocess.Popen([sys.executable, "-m", "bagoftricks.cli", "fit", str(data),
                              "--target", "y", "--out", str(out), "--epochs", "200", "--quiet"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell running us in the background ignores SIGINT, and its
+                            # children inherit that: restore the default for this one
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     checkpoint = Path(f"{out}.partial") / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline:

@@ -131,3 +131,68 @@ def test_every_rank_cuts_at_the_same_epoch():
     results = harness.run("plateau_decisions", 2, seqs=seqs)
     mean_seq = np.mean(seqs, axis=0)
     assert results[0] == results[1] == cuts(mean_seq) != []
+
+
+def _reference_cuts(values, window=16, beta=0.5, threshold=0.3, growth=1.5, clip=2.5):
+    """The rule as the README states it, written independently: residuals r = ema - x of
+    the bias-corrected EMA, clipped inputs (Hampel) once half a window is seen, a cut when
+    sum r <= threshold * sum |r| over a full window and the wait has passed."""
+    cuts, residuals, ema_raw, seen, since, k = [], [], 0.0, 0, 0, 0
+    for x in values:
+        if clip is not None and len(residuals[-window:]) >= window // 2:
+            prev = ema_raw / (1 - beta ** seen)
+            typical = float(np.median(np.abs(residuals[-window:]))) / beta
+            x = min(max(x, prev - clip * typical), prev + clip * typical)
+        seen, since = seen + 1, since + 1
+        ema_raw = beta * ema_raw + (1 - beta) * x
+        residuals.append(ema_raw / (1 - beta ** seen) - x)
+        last = residuals[-window:]
+        if len(last) == window and since >= math.ceil(window * growth ** k):
+            total = sum(abs(r) for r in last)
+            if (sum(last) / total if total > 0 else 0.0) <= threshold:
+                cuts.append(seen)
+                k, since, residuals = k + 1, 0, []
+    return cuts
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("clip", [None, 2.5])
+def test_cut_epochs_equal_an_independent_implementation(seed, clip):
+    rng = np.random.default_rng(seed)
+    t = np.arange(200)
+    curve = 1 + 2 * np.exp(-t / (10 + 10 * seed)) + rng.normal(0, 0.02 + 0.01 * seed, 200)
+    curve[rng.integers(0, 200, 3)] += 1.0  # a few spikes
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = FluctuationPlateau(opt, spike_clip=clip)
+    for v in curve:
+        sched.step(float(v))
+    expected = _reference_cuts(curve.tolist(), clip=clip)
+    assert expected and sched.cut_epochs == expected
+
+
+def _scheduler(**kwargs):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return opt, FluctuationPlateau(opt, **kwargs)
+
+
+def test_torch_scheduler_contracts():
+    opt, sched = _scheduler(window=4)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.5})
+    for _ in range(12):  # a flat metric: cuts, with the group added after construction
+        sched.step(1.0, epoch=None)
+    assert sched.cut_epochs and opt.param_groups[1]["lr"] < 0.5
+    for group in opt.param_groups:  # an LR changed elsewhere is what get_last_lr says
+        group["lr"] = 0.123
+    assert sched.get_last_lr() == [0.123, 0.123]
+    sched.step(1.0, 13)  # ReduceLROnPlateau's step(metrics, epoch) signature
+
+
+def test_a_state_from_another_configuration_is_refused():
+    _, sched = _scheduler(window=16)
+    sched.step(1.0)
+    _, other = _scheduler(window=4)
+    with pytest.raises(ValueError, match=r"other window \(16, here 4\)"):
+        other.load_state_dict(sched.state_dict())
+    _, same = _scheduler(window=16)
+    same.load_state_dict(sched.state_dict())
+    assert same.state_dict() == sched.state_dict()

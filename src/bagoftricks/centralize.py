@@ -16,6 +16,7 @@ Recipe (RAdam + clipping + centralization)::
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 import torch
@@ -128,12 +129,19 @@ class Centralized(torch.optim.Optimizer):
                              f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.include = None if include is None else {id(p) for p in _tensors(include)}
-        self._optimizer_step_pre_hooks = {}
-        self._optimizer_step_post_hooks = {}
-        self._optimizer_state_dict_pre_hooks = {}
-        self._optimizer_state_dict_post_hooks = {}
-        self._optimizer_load_state_dict_pre_hooks = {}
-        self._optimizer_load_state_dict_post_hooks = {}
+        # torch's hook registries (OrderedDicts: their handles hold weak references)
+        for name in ("step_pre", "step_post", "state_dict_pre", "state_dict_post",
+                     "load_state_dict_pre", "load_state_dict_post"):
+            setattr(self, f"_optimizer_{name}_hooks", OrderedDict())
+        self._patch_step_function()  # step() runs the registered hooks, as torch's do
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict) -> None:
+        # set attributes directly: the properties below need self.optimizer first
+        self.__dict__.update(state)
+        self._patch_step_function()
 
     # The wrapped optimizer's groups, state and defaults, shared rather than copied (its
     # load_state_dict rebinds them, so these must be looked up each time).
@@ -160,14 +168,18 @@ class Centralized(torch.optim.Optimizer):
                 _centralize_grad(grad, p.detach() * wd if wd else None)
 
     def step(self, closure=None):
-        """Evaluate ``closure`` (if any) once, centralize, then the wrapped step."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.centralize()
-        self.optimizer.step()
-        return loss
+        """Centralize, then the wrapped step. A ``closure`` is handed to the wrapped
+        optimizer with the centralization inside it, after each re-evaluation (LBFGS
+        calls it several times per step)."""
+        if closure is None:
+            self.centralize()
+            return self.optimizer.step()
+
+        def centralized_closure():
+            loss = closure()
+            self.centralize()
+            return loss
+        return self.optimizer.step(centralized_closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
@@ -179,7 +191,11 @@ class Centralized(torch.optim.Optimizer):
         self.optimizer.load_state_dict(state_dict)
 
     def add_param_group(self, param_group: dict) -> None:
+        """Add a group to the wrapped optimizer; with ``include``, its parameters are
+        centralized too (set ``centralize=False`` on the group to leave them alone)."""
         self.optimizer.add_param_group(param_group)
+        if self.include is not None:
+            self.include |= {id(p) for p in self.optimizer.param_groups[-1]["params"]}
 
     def __repr__(self) -> str:
         return f"Centralized({self.optimizer!r})"

@@ -77,6 +77,8 @@ class FluctuationPlateau:
         self.patience_growth, self.cooldown, self.mode = patience_growth, cooldown, mode
         self.spike_clip = spike_clip
         self.min_lrs = [float(m) for m in min_lrs]
+        # a group added later (add_param_group) gets the scalar floor, or 0
+        self._default_min_lr = 0.0 if isinstance(min_lr, (list, tuple)) else float(min_lr)
         self.nan_policy, self.verbose = nan_policy, verbose
         self.last_epoch = 0      # metrics seen (skipped ones excluded)
         self.num_cuts = 0
@@ -84,7 +86,6 @@ class FluctuationPlateau:
         self._ema = 0.0          # raw EMA accumulator (bias corrected when read)
         self._residuals: deque[float] = deque(maxlen=window)
         self._since_cut = 0
-        self._last_lr = [g["lr"] for g in groups]
 
     @property
     def wait(self) -> int:
@@ -109,8 +110,10 @@ class FluctuationPlateau:
         bound = self.spike_clip * typical
         return min(max(x, prev - bound), prev + bound)
 
-    def step(self, metric: float) -> bool:
-        """Feed one epoch's metric; returns True when this call cut the LR."""
+    def step(self, metric: float, epoch: int | None = None) -> bool:
+        """Feed one epoch's metric; returns True when this call cut the LR. ``epoch`` is
+        accepted for ``ReduceLROnPlateau.step``'s signature and ignored (deprecated
+        there too): epochs are counted by the calls."""
         value = float(metric.item() if isinstance(metric, torch.Tensor) else metric)
         value = distributed.mean_over_ranks(value)
         if not math.isfinite(value):
@@ -131,11 +134,12 @@ class FluctuationPlateau:
 
     def _cut(self) -> bool:
         changed = False
-        for group, floor in zip(self.optimizer.param_groups, self.min_lrs, strict=True):
+        groups = self.optimizer.param_groups
+        floors = self.min_lrs + [self._default_min_lr] * (len(groups) - len(self.min_lrs))
+        for group, floor in zip(groups, floors, strict=False):
             new = max(group["lr"] * self.factor, floor)
             if group["lr"] - new > 1e-12 * group["lr"]:
                 group["lr"], changed = new, True
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         if not changed:
             return False
         self.num_cuts += 1
@@ -143,21 +147,34 @@ class FluctuationPlateau:
         self._residuals.clear()
         self._since_cut = 0
         if self.verbose:
-            print(f"FluctuationPlateau: epoch {self.last_epoch}: LR cut to {self._last_lr}")
+            print(f"FluctuationPlateau: epoch {self.last_epoch}: LR cut to {self.get_last_lr()}")
         return True
 
     def get_last_lr(self) -> list[float]:
-        return list(self._last_lr)
+        """The current LR of every param group (changes made elsewhere included)."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def _config(self) -> dict:
+        return {"window": self.window, "factor": self.factor, "beta": self.beta,
+                "threshold": self.threshold, "patience_growth": self.patience_growth,
+                "cooldown": self.cooldown, "mode": self.mode, "spike_clip": self.spike_clip}
 
     def state_dict(self) -> dict:
-        return {"last_epoch": self.last_epoch, "num_cuts": self.num_cuts,
+        """The state and, next to it, the configuration it belongs to."""
+        return {"config": self._config(), "last_epoch": self.last_epoch,
+                "num_cuts": self.num_cuts,
                 "cut_epochs": list(self.cut_epochs), "ema": self._ema,
-                "residuals": list(self._residuals), "since_cut": self._since_cut,
-                "last_lr": list(self._last_lr)}
+                "residuals": list(self._residuals), "since_cut": self._since_cut}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a state; one saved by a differently configured scheduler is refused."""
+        saved = state.get("config", self._config())
+        changed = [k for k, v in self._config().items() if saved.get(k) != v]
+        if changed:
+            raise ValueError("state: saved by a FluctuationPlateau with other "
+                             + ", ".join(f"{k} ({saved.get(k)!r}, here {getattr(self, k)!r})"
+                                         for k in changed))
         self.last_epoch, self.num_cuts = int(state["last_epoch"]), int(state["num_cuts"])
         self.cut_epochs = [int(e) for e in state["cut_epochs"]]
         self._ema, self._since_cut = float(state["ema"]), int(state["since_cut"])
         self._residuals = deque((float(r) for r in state["residuals"]), maxlen=self.window)
-        self._last_lr = [float(lr) for lr in state["last_lr"]]
