@@ -185,7 +185,7 @@ def test_clip_grads_equals_torch_clip_grad_norm():
         for p, g in zip(params, grads, strict=True):
             p.grad = g.clone()
         expected = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        total = clip_grads_(grads, max_norm)
-        torch.testing.assert_close(total, expected)
+        total = clip_grads_(grads, max_norm)  # (on the CPU: the norm combined in float64)
+        assert float(total) == pytest.approx(float(expected), rel=1e-6)
         for p, g in zip(params, grads, strict=True):
-            torch.testing.assert_close(g, p.grad, rtol=0, atol=0)
+            torch.testing.assert_close(g, p.grad, rtol=1e-6, atol=0)

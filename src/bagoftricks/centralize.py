@@ -16,6 +16,7 @@ Recipe (RAdam + clipping + centralization)::
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -73,26 +74,33 @@ def centralize_(params) -> None:
 
 def clip_grads_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale ``grads`` in place so their global L2 norm is at most ``max_norm``; returns
-    the norm before clipping. The same result as torch's ``clip_grad_norm_`` (coefficient
-    ``max_norm / (norm + 1e-6)`` clamped at 1) in four fused calls when the gradients
-    share a device and dtype: half its cost per step on small models, where the
-    per-call Python work dominates."""
+    the norm before clipping. torch's ``clip_grad_norm_`` rule (coefficient
+    ``max_norm / (norm + 1e-6)``, clamped at 1) in a few fused calls: half its cost per
+    step on small models, where the per-call Python work dominates. On the CPU the
+    norms are combined on the host in float64 (reading them costs nothing there) and
+    the no-op multiply is skipped; elsewhere nothing leaves the device."""
     if not grads:
         return torch.zeros(())
     first = grads[0]
-    if all(g.device == first.device and g.dtype == first.dtype for g in grads):
-        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        if first.device.type == "cpu":  # reading the norm costs nothing on the CPU
-            if total.item() + 1e-6 > max_norm:  # else the coefficient is 1: a no-op
-                torch._foreach_mul_(grads, max_norm / (total + 1e-6))
-        else:  # no host sync on an accelerator
-            torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    if any(g.device != first.device or g.dtype != first.dtype for g in grads):
+        norms = [torch.linalg.vector_norm(g).to(first.device, torch.float32) for g in grads]
+        total = torch.linalg.vector_norm(torch.stack(norms))
+        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef.to(g.device, g.dtype))
         return total
-    norms = [torch.linalg.vector_norm(g).to(first.device, torch.float32) for g in grads]
-    total = torch.linalg.vector_norm(torch.stack(norms))
-    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(coef.to(g.device, g.dtype))
+    if first.device.type == "cpu":
+        return torch.tensor(clip_cpu_grads_(grads, max_norm), dtype=first.dtype)
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
+
+
+def clip_cpu_grads_(grads: list[torch.Tensor], max_norm: float) -> float:
+    """``clip_grads_`` for CPU gradients of one dtype; returns the norm as a float."""
+    total = math.sqrt(math.fsum(n.item() ** 2 for n in torch._foreach_norm(grads)))
+    if total + 1e-6 > max_norm:  # else the coefficient is 1: a no-op
+        torch._foreach_mul_(grads, max_norm / (total + 1e-6))
     return total
 
 

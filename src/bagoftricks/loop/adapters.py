@@ -15,7 +15,13 @@ import torch
 
 from ..accumulate import LossAccumulator
 from ..bias import init_bias_
-from ..centralize import Centralized, _centralize_grad, _coupled_weight_decay, clip_grads_
+from ..centralize import (
+    Centralized,
+    _centralize_grad,
+    _coupled_weight_decay,
+    clip_cpu_grads_,
+    clip_grads_,
+)
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
@@ -181,9 +187,12 @@ class Clipping(Trick):
 
     def setup(self, ctx: Context) -> None:
         self.params = [p for p in ctx.model.parameters() if p.requires_grad]
+        kinds = {(p.device.type, p.dtype) for p in self.params}
+        self.clip = clip_cpu_grads_ if len(kinds) == 1 and kinds.pop()[0] == "cpu" \
+            else clip_grads_  # decided once: the check costs as much as the clipping
 
     def before_optimizer_step(self, ctx: Context) -> None:
-        clip_grads_([p.grad for p in self.params if p.grad is not None], self.max_norm)
+        self.clip([p.grad for p in self.params if p.grad is not None], self.max_norm)
 
 
 class Plateau(Trick):
