@@ -196,3 +196,22 @@ def test_a_state_from_another_configuration_is_refused():
     _, same = _scheduler(window=16)
     same.load_state_dict(sched.state_dict())
     assert same.state_dict() == sched.state_dict()
+
+
+def test_it_is_a_reduce_lr_on_plateau_for_frameworks():
+    opt, sched = _scheduler(window=4)
+    assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert isinstance(sched, torch.optim.lr_scheduler.LRScheduler)
+    for _ in range(8):  # what Lightning and the Trainer do: step(metrics) once an epoch
+        sched.step(torch.tensor(1.0))
+    assert sched.cut_epochs == [4] and sched.get_last_lr() == [0.5]
+    assert opt.param_groups[0]["lr"] == 0.5
+
+
+def test_chained_and_sequential_schedulers_refuse_it_up_front():
+    opt, sched = _scheduler()
+    with pytest.raises(ValueError, match="does not support `ReduceLROnPlateau`"):
+        torch.optim.lr_scheduler.ChainedScheduler([sched])
+    with pytest.raises(ValueError, match="does not support `ReduceLROnPlateau`"):
+        torch.optim.lr_scheduler.SequentialLR(
+            opt, [torch.optim.lr_scheduler.LinearLR(opt), sched], milestones=[2])

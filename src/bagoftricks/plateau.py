@@ -20,12 +20,17 @@ import statistics
 from collections import deque
 
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from . import distributed
 
 
-class FluctuationPlateau:
+class FluctuationPlateau(ReduceLROnPlateau):
     """Multiply every param group's LR by ``factor`` when the metric stops improving.
+
+    A ``ReduceLROnPlateau`` to every ``isinstance`` check (Lightning and the Hugging Face
+    Trainer step such schedulers with the monitored metric), with its own rule: the
+    parent's ``__init__`` and decision are not used.
 
     Parameters
     ----------

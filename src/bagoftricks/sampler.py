@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from . import distributed
 from .labels import as_numpy
 
 _CHUNK = 1 << 16  # indices converted to Python ints at a time while iterating
@@ -79,8 +78,10 @@ class EpochSampler(Sampler[int]):
 
     def _init_sharding(self, seed: int, num_replicas: int | None, rank: int | None,
                        drop_last: bool) -> None:
-        num_replicas = distributed.world_size() if num_replicas is None else num_replicas
-        rank = distributed.rank() if rank is None else rank
+        # never shard behind the caller's back: a framework that wraps samplers (Lightning's
+        # DistributedSamplerWrapper) shards once more, and half of every epoch would be lost
+        num_replicas = 1 if num_replicas is None else num_replicas
+        rank = 0 if rank is None else rank
         if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) \
                 or num_replicas < 1:
             raise ValueError(f"num_replicas: expected a positive int, got {num_replicas!r}")
@@ -178,7 +179,10 @@ class OversamplingSampler(EpochSampler):
     labels : (n,) class labels (ints, whole floats or any sortable values).
     seed : base of the per-epoch shuffle; the same ``(seed, epoch)`` gives the same order.
     shuffle : shuffle the epoch (else originals in order, then the draws by class).
-    num_replicas, rank : shard like ``DistributedSampler`` (default: the process group).
+    num_replicas, rank : shard like ``DistributedSampler``: pass
+        ``bagoftricks.distributed.world_size()`` and ``rank()`` to shard a DataLoader
+        yourself. The default (1, 0) never shards, so a framework that wraps the sampler
+        for DDP (Lightning's ``DistributedSamplerWrapper``) shards it exactly once.
     drop_last : drop the tail so the epoch splits evenly; otherwise the epoch is padded
         by repeating its first indices, as ``DistributedSampler`` does.
 

@@ -22,10 +22,12 @@ def loss_accumulator(rank: int, world: int, losses: list, sizes: list) -> float:
 
 
 def sampler_shard(rank: int, world: int, labels: list, epoch: int) -> list:
-    """The sampler takes num_replicas/rank from the process group by default."""
-    from bagoftricks import OversamplingSampler
+    """Sharding is explicit: by default the sampler does not shard, even in a group."""
+    from bagoftricks import OversamplingSampler, distributed
 
-    sampler = OversamplingSampler(labels, seed=11)
+    assert OversamplingSampler(labels, seed=11).num_replicas == 1
+    sampler = OversamplingSampler(labels, seed=11, num_replicas=distributed.world_size(),
+                                  rank=distributed.rank())
     sampler.set_epoch(epoch)
     return [sampler.num_replicas, sampler.rank, list(sampler)]
 
