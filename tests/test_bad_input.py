@@ -159,12 +159,16 @@ def test_a_single_row_class_stays_in_training_and_is_reported(tmp_path):
     assert 6 in train and 6 not in held
 
 
-def test_a_validation_class_absent_from_training_does_not_crash_fit():
+@pytest.mark.parametrize("balance", [None, "logit_adjust", "oversample", "weights"])
+def test_a_validation_class_absent_from_training_does_not_crash_fit(balance):
     X = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
     y = np.arange(30) % 2
     res = fit(tabular_mlp(2, 3), (X, y), val_data=(X[:3], np.array([0, 1, 2])), epochs=1,
-              tricks=Tricks.none(), log="none")
+              tricks=Tricks(balance=balance), log="none")
     assert res.history.epochs[0]["recall"][2] is not None
+    for prior in (None, "balanced"):  # the unseen class keeps no shift, nothing is NaN
+        out = res.predictor_for(prior)(torch.as_tensor(X)).softmax(1)
+        assert torch.isfinite(out).all() and out[:, 2].max() < 1e-3
 
 
 # -- options ------------------------------------------------------------------------

@@ -67,11 +67,25 @@ def prior_correction(logits: torch.Tensor, from_prior, to_prior,
 
 
 def prior_shift(from_prior, to_prior, head: str = "softmax") -> np.ndarray:
-    """What ``prior_correction`` adds to the logits (NumPy float64)."""
+    """What ``prior_correction`` adds to the logits (NumPy float64).
+
+    Softmax: a class with probability 0 under both priors (one the training data never
+    had) gets no shift; a zero under only one of them is an error."""
     if head == "softmax":
-        src = check_prior(from_prior, "from_prior")
-        dst = check_prior(to_prior, "to_prior", len(src))
-        return np.log(dst) - np.log(src)
+        src, dst = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (from_prior,
+                                                                           to_prior))
+        both_zero = (src == 0) & (dst == 0)
+        check_prior(np.where(both_zero, 1.0, src) / np.where(both_zero, 1.0, src).sum(),
+                    "from_prior")
+        check_prior(np.where(both_zero, 1.0, dst) / np.where(both_zero, 1.0, dst).sum(),
+                    "to_prior", len(src))
+        for name, p in (("from_prior", src), ("to_prior", dst)):
+            if abs(p.sum() - 1) > 1e-6:
+                raise ValueError(f"{name}: the probabilities sum to {p.sum():.6g}, not 1")
+        safe = ~both_zero
+        shift = np.zeros_like(src)
+        shift[safe] = np.log(dst[safe]) - np.log(src[safe])
+        return shift
     if head == "sigmoid":
         src, dst = (np.asarray(p, dtype=np.float64) for p in (from_prior, to_prior))
         for name, p in (("from_prior", src), ("to_prior", dst)):

@@ -127,9 +127,12 @@ class FitResult:
         if self.prior is not None:
             if prior is None:
                 prior = self.prior
-            elif isinstance(prior, str) and prior == "balanced":
-                prior = torch.full_like(self.prior, 1 / len(self.prior))
-            layers.append(PriorShift(self.effective_prior, prior))
+            elif isinstance(prior, str) and prior == "balanced":  # uniform over seen classes
+                seen = (self.prior > 0).double()
+                prior = seen / seen.sum()
+            if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
+                               self.effective_prior.double()):
+                layers.append(PriorShift(self.effective_prior, prior))
         return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
     @property
