@@ -1,10 +1,10 @@
 """What ``fit`` costs over a hand-written loop on the same model, data and batches.
 
 One thread, mnist1d made exactly balanced (so oversampling adds no samples), batches of
-64; the 128-64 MLP of the demo and the mnist1d reference CNN. Every variant trains from the same initial
-weights on the same batch order (``ShuffleSampler``'s, a pure function of the seed and
-the epoch); the variants run interleaved, in shuffled order, and the table reports the
-median seconds per epoch and the ratio to the hand-written loop. If Lightning is
+64; the 128-64 MLP of the demo and the mnist1d reference CNN. Every variant trains from
+the same initial weights on the same batch order (``ShuffleSampler``'s, a pure function
+of the seed and the epoch); the variants run interleaved, in shuffled order, and the
+table reports the median seconds per epoch and the ratio to the hand-written loop. If Lightning is
 installed, its loop on the same work is timed as a second anchor.
 
     python benchmarks/loop_overhead.py [--epochs 2] [--repeats 7]

@@ -11,6 +11,7 @@ SMALLEST = {
     "bias_init_demo.py": ["--steps", "2"],
     "imbalance_evidence.py": ["--seeds", "1", "--steps", "5"],
     "leslie_rescaling.py": ["--epochs", "1", "--seeds", "1"],
+    "lr_range_test.py": ["--epochs", "1", "--seeds", "1"],
     "prior_evidence.py": ["--quick"],
     "radam_raw_features.py": ["--epochs", "1", "--seeds", "1", "--out", "{tmp}/radam.png"],
 }

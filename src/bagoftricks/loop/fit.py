@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from .. import distributed
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_float, check_int
 from ..imbalance import weighted_loss
+from ..lr_find import lr_find
 from ..prior import PriorShift
 from ..sampler import ShuffleSampler
 from . import checkpoint
@@ -32,7 +33,7 @@ ALL = Tricks()  # every trick, the default (frozen: safe to share)
 
 
 def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
-        loss: str = "auto", optimizer: Callable | None = None, lr: float = 1e-3,
+        loss: str = "auto", optimizer: Callable | None = None, lr: float | str = 1e-3,
         epochs: int = 20, batch_size: int = 64, tricks: Tricks | Sequence[Trick] = ALL,
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
         checkpoint_every: int | None = None, seed: int = 0,
@@ -47,6 +48,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     loss : ``"auto"``, ``"cross_entropy"`` or ``"mse"``.
     optimizer : a function of the parameters and ``lr`` returning a torch optimizer
         (default RAdam).
+    lr : the learning rate, or ``"auto"``: Leslie Smith's range test (``lr_find``) on
+        the training data, run after the tricks' setup (standardization and the loss's
+        logit adjustment included) at the batch size trained with, so the Leslie
+        rescaling has nothing left to do.
     tricks : a ``Tricks`` switchboard, or a list of ``Trick`` objects (for example
         ``[*Tricks().build(), MyTrick()]``), whose hooks run in list order.
     checkpoint_dir, resume, checkpoint_every : checkpoints every epoch (and every
@@ -84,13 +89,23 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     _check_tricks(tricks, checkpoint_dir is not None)
     best = best_tracker(keep_best, patience, val_data is not None)
 
+    auto_lr = lr == "auto"
+    if not auto_lr:
+        check_float("lr", lr, positive=True)
     make_optimizer = optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr))
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
-    ctx = Context(model, make_optimizer(model.parameters(), lr), X, y, head, k, prior,
+    ctx = Context(model, make_optimizer(model.parameters(), 1e-3 if auto_lr else lr), X, y,
+                  head, k, prior,
                   ShuffleSampler(len(y), seed, num_replicas=world, rank=rank), batch_size,
                   seed, epochs, world, rank, true_prior=prior)
     for trick in tricks:
         trick.setup(ctx)
+    if auto_lr and not resume:  # (a resumed run takes its LR from the checkpoint)
+        found = lr_find(model, (X, y), loss=loss, optimizer=make_optimizer,
+                        batch_size=batch_size, prepare=ctx.prepare,
+                        logit_adjustment=ctx.logit_adjustment, seed=seed).suggestion
+        for group in ctx.optimizer.param_groups:  # every rank takes the same LR
+            group["lr"] = distributed.mean_over_ranks(found)
     # validation scores the model as it will predict: under the training data's prior
     to_true = None if head != "softmax" or torch.equal(ctx.prior, prior) else PriorShift(
         ctx.prior, prior)

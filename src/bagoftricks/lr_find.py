@@ -1,0 +1,117 @@
+"""Leslie Smith's learning-rate range test (Smith, 2017, "Cyclical Learning Rates for
+Training Neural Networks", section 3.3; fastai's ``lr_find``).
+
+Train for ``steps`` batches while the LR grows exponentially from ``start_lr`` to
+``end_lr``, smoothing the batch loss with a bias-corrected EMA, and stop once the
+smoothed loss exceeds ``diverge`` times its minimum (or is not finite). The suggested LR
+is the one at the smoothed loss's minimum divided by 10 (fastai's ``minimum`` rule: the
+minimum itself is already too large to train at). The model's weights are restored.
+
+Fallbacks, each with a warning and ``fallback=True``: fewer rows than one batch, a
+sweep that diverges within its first 10% of steps, and a smoothed loss that never falls
+0.1% below its start all return ``fallback_lr`` instead of a suggestion. With fewer
+batches than steps the data is cycled (reshuffled each pass).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ._validation import check_float, check_int
+from .imbalance import weighted_loss
+
+
+@dataclass
+class RangeTest:
+    """The sweep: ``lrs[i]`` and the smoothed loss there; the suggestion and why."""
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    suggestion: float = 1e-3
+    fallback: bool = False
+    reason: str = ""
+
+
+def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
+            optimizer: Callable | None = None, batch_size: int = 64, start_lr: float = 1e-7,
+            end_lr: float = 10.0, steps: int = 100, beta: float = 0.98, diverge: float = 4.0,
+            fallback_lr: float = 1e-3, prepare: Callable | None = None,
+            logit_adjustment: torch.Tensor | None = None, seed: int = 0) -> RangeTest:
+    """Run the range test on ``model`` with ``train_data = (X, y)``; see the module
+    docstring. ``optimizer``: a function of the parameters and the LR (default RAdam).
+    ``prepare``: the input transform the training uses (a standardization layer);
+    ``logit_adjustment``: added to the logits inside the loss, as ``fit`` does."""
+    check_int("steps", steps, 2)
+    check_int("batch_size", batch_size, 1)
+    for name, value in (("start_lr", start_lr), ("end_lr", end_lr), ("diverge", diverge),
+                        ("fallback_lr", fallback_lr)):
+        check_float(name, value, positive=True)
+    if not start_lr < end_lr:
+        raise ValueError(f"end_lr: expected more than start_lr={start_lr}, got {end_lr}")
+    X, y = (torch.as_tensor(a) for a in train_data)
+    X = X.float()
+    if loss == "auto":
+        loss = "mse" if y.is_floating_point() else "cross_entropy"
+    result = RangeTest(suggestion=fallback_lr)
+    if len(y) < batch_size:
+        return _fallback(result, f"{len(y)} rows are fewer than one batch of {batch_size}")
+    prepare = prepare or nn.Identity()
+    saved = copy.deepcopy(model.state_dict())
+    opt = (optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr)))(
+        model.parameters(), start_lr)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(y), generator=gen)
+    batches = len(y) // batch_size
+    ratio = (end_lr / start_lr) ** (1 / (steps - 1))
+    ema, best = 0.0, math.inf
+    model.train()
+    try:
+        for step in range(steps):
+            lr = start_lr * ratio**step
+            for group in opt.param_groups:
+                group["lr"] = lr
+            b = step % batches
+            if step and b == 0:  # a new pass over the data, reshuffled
+                order = torch.randperm(len(y), generator=gen)
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            out = model(prepare(X[idx]))
+            if logit_adjustment is not None:
+                out = out + logit_adjustment
+            target = y[idx] if loss == "cross_entropy" else y[idx].reshape(out.shape)
+            value = weighted_loss(out, target, loss)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+            current = value.item()  # a host sync per step: a short, one-off sweep
+            ema = beta * ema + (1 - beta) * current
+            smoothed = ema / (1 - beta ** (step + 1))
+            if not math.isfinite(smoothed) or smoothed > diverge * best:
+                break
+            result.lrs.append(lr)
+            result.losses.append(smoothed)
+            best = min(best, smoothed)
+    finally:
+        model.load_state_dict(saved)
+    if len(result.losses) < max(2, steps // 10):
+        return _fallback(result, f"the loss diverged after {len(result.losses)} of {steps} "
+                                 "steps")
+    at = min(range(len(result.losses)), key=result.losses.__getitem__)
+    if result.losses[at] > (1 - 1e-3) * result.losses[0]:
+        return _fallback(result, "the loss never decreased (by 0.1% of its start)")
+    result.suggestion = result.lrs[at] / 10
+    result.reason = (f"the smoothed loss is lowest at lr {result.lrs[at]:.3g}; a tenth of "
+                     "that")
+    return result
+
+
+def _fallback(result: RangeTest, why: str) -> RangeTest:
+    result.fallback, result.reason = True, f"{why}: using lr {result.suggestion:g}"
+    warnings.warn(f"lr_find: {result.reason}", RuntimeWarning, stacklevel=3)
+    return result
