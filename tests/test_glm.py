@@ -270,3 +270,67 @@ def test_large_n_warm_start_from_a_subsample_is_still_exact():
     model = GLM("binomial").fit(X, y, sample_weight=w)
     assert model.n_iter_ <= 4  # the subsample start leaves a few full iterations
     assert_matches(model, *statsmodels_fit("binomial", X, y, w))
+
+
+# -- never silently wrong: the units of a column do not change the fit ---------------
+
+NIST_LONGLEY = [-3482258.63459582, 15.0618722713733, -0.358191792925910e-01,
+                -2.02022980381683, -1.03322686717359, -0.511041056535807e-01,
+                1829.15146461355]  # NIST StRD certified values (intercept first)
+
+
+def test_raw_longley_matches_the_nist_certified_values():
+    d = sm.datasets.longley.load_pandas()  # GNP ~ 1e5, YEAR ~ 1950: ill-conditioned
+    coef, intercept = wls(d.exog.values, d.endog.values)
+    np.testing.assert_allclose(np.r_[intercept, coef], NIST_LONGLEY, rtol=1e-9)
+
+
+def test_raw_cpunish_income_with_weights_matches_statsmodels():
+    d = sm.datasets.cpunish.load_pandas()  # INCOME ~ 4.5e4, not log-transformed
+    X, y = d.exog.values.astype(float), d.endog.values.astype(float)
+    w = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    assert_matches(GLM("poisson").fit(X, y, sample_weight=w),
+                   *statsmodels_fit("poisson", X, y, w))
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(-8, 8), column=st.integers(0, 2), family=st.sampled_from(
+    ["gaussian", "binomial", "poisson"]))
+def test_a_column_in_other_units_gives_the_same_fit(k, column, family):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(400, 3))
+    eta = X @ [0.8, -0.5, 0.3] + 0.2
+    y = {"gaussian": eta + 0.1 * rng.normal(size=400),
+         "binomial": (rng.random(400) < 1 / (1 + np.exp(-eta))).astype(float),
+         "poisson": rng.poisson(np.exp(eta)).astype(float)}[family]
+    base = GLM(family).fit(X, y)
+    scaled = X.copy()
+    scaled[:, column] *= 10.0**k
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ill-conditioning warning either
+        fit = GLM(family).fit(scaled, y)
+    back = fit.coef_.copy()
+    back[column] *= 10.0**k
+    np.testing.assert_allclose(back, base.coef_, rtol=1e-8)
+    assert fit.intercept_ == pytest.approx(base.intercept_, rel=1e-8)
+    assert fit.converged_
+
+
+def test_binomial_with_a_log_link_on_0_1_data_converges_by_step_halving():
+    # The first IRLS step leaves (0, 1); it used to crash ("array must not contain infs
+    # or NaNs") where statsmodels converges. Halving back toward the intercept-only fit
+    # keeps every mean in the domain; the score at the solution is zero.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 2))
+    y = (rng.random(500) < np.exp(-1.5 + 0.3 * X[:, 0] - 0.2 * X[:, 1])).astype(float)
+    fit = GLM("binomial", link="log", tol=1e-12).fit(X, y)
+    beta = np.r_[fit.intercept_, fit.coef_]
+    Xc = sm.add_constant(X)
+    mu = np.exp(Xc @ beta)
+    assert fit.converged_ and np.all((mu > 0) & (mu < 1))
+    assert np.abs(Xc.T @ ((y - mu) / (1 - mu))).max() < 1e-6  # the score vanishes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' DomainWarning about this link
+        ref = sm.GLM(y, Xc, family=sm.families.Binomial(link=sm.families.links.Log())).fit(
+            tol=1e-14, maxiter=1000)
+    np.testing.assert_allclose(beta, ref.params, rtol=1e-6)

@@ -78,6 +78,17 @@ class _IRLS:
             eta = self.xp.clip(eta, -700.0, 700.0)
         return eta, self.lk.inverse(eta)
 
+    def _in_domain(self, mu, w) -> bool:
+        """Every weighted mean inside the family's domain (binomial (0, 1), positive
+        for the count and positive families) and finite."""
+        xp, used = self.xp, w > 0
+        ok = xp.isfinite(mu)
+        if self.fam.name == "binomial":
+            ok = ok & (mu > 0) & (mu < 1)
+        elif self.fam.name != "gaussian":
+            ok = ok & (mu > 0)
+        return bool((ok | ~used).all())
+
     def sweep(self, beta):
         """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1)."""
         xp, (n, p) = self.xp, self.X.shape
@@ -94,6 +105,8 @@ class _IRLS:
                 eta = self.lk.link(mu)
             else:
                 eta, mu = self._mean(X, beta)
+                if not self._in_domain(mu, w):  # a non-canonical link can step outside
+                    return None, None, math.inf, math.inf, 0
             var = self.fam.variance(mu)
             dev += float((w * self.fam.unit_deviance(y, mu)).sum())
             pearson += float((w * (y - mu) ** 2 / var).sum())
@@ -120,26 +133,47 @@ class _IRLS:
         are then those of ``beta_k``, a difference far below ``tol``).
         """
         A, b, dev, pearson, saturated = self.sweep(beta)
-        if not (np.isfinite(A).all() and np.isfinite(b).all()):
+        if A is None or not (np.isfinite(A).all() and np.isfinite(b).all()):
             raise ValueError("X: contains NaN or infinite values")
-        last, change, it, converged = math.inf, math.inf, 0, False
+        pen_dev = dev + (float(self.penalty @ beta**2) if beta is not None else 0.0)
+        change, it, converged = math.inf, 0, False
         while it < max_iter:
             it += 1
             new = solve_normal(A, b, fallback=self.rank_deficient, names=self.names)
-            pen_dev = dev + (float(self.penalty @ beta**2) if beta is not None else 0.0)
-            step = np.abs(new - beta).max() if beta is not None else math.inf
-            beta, change, last = new, abs(last - pen_dev), pen_dev
+            # the step's length in the metric of A (the Newton decrement): the same
+            # whatever units the columns of X are in, unlike a largest-coefficient change
+            step = (math.sqrt(max(float((new - beta) @ A @ (new - beta)), 0.0))
+                    if beta is not None else math.inf)
+            size = math.sqrt(max(float(new @ A @ new), 0.0))
             # Both settle: the deviance, and the coefficients (Fisher scoring with a
             # non-canonical link converges only linearly, so the deviance alone stops
             # early). Separated observations make the coefficients grow without end while
             # the deviance no longer moves: stop there too (_check_separation says why).
             if change <= tol * (abs(pen_dev) + 1.0) and (
-                    step <= 10 * tol * (1.0 + np.abs(beta).max()) or saturated):
-                converged = True
+                    step <= 10 * tol * (1.0 + size) or saturated):
+                beta, converged = new, True
                 break
-            A, b, dev, pearson, saturated = self.sweep(beta)
+            swept, new_pen = self.sweep(new), math.inf
+            if beta is None and swept[0] is None and self.fi:
+                # the first step left the domain: halve back toward the intercept-only fit
+                beta = np.zeros_like(new)
+                beta[0] = float(self.lk.link(self.xp.asarray(self.ybar)))
+                pen_dev = math.inf
+            for _ in range(31):  # halve the step while it leaves the domain or goes uphill
+                new_pen = swept[2] + float(self.penalty @ new**2)
+                if beta is None or (math.isfinite(new_pen) and
+                                    new_pen <= pen_dev + tol * (abs(pen_dev) + 1.0)):
+                    break
+                new = (beta + new) / 2
+                swept = self.sweep(new)
+            if swept[0] is None:
+                raise ValueError(f"y: the {self.fam.name} family with the {self.lk.name} "
+                                 "link has no valid fit from here (the mean stays outside "
+                                 "its domain after 30 step halvings)")
+            beta, (A, b, dev, pearson, saturated) = new, swept
+            change, pen_dev = abs(new_pen - pen_dev), new_pen
         return {"beta": beta, "A": A, "iterations": it, "converged": converged,
-                "change": change, "penalized_deviance": last, "deviance": dev,
+                "change": change, "penalized_deviance": pen_dev, "deviance": dev,
                 "pearson": pearson, "saturated": saturated}
 
 

@@ -1,4 +1,5 @@
-"""Weighted least squares: ``beta = (XᵀWX)⁻¹ XᵀWy`` by a Cholesky solve."""
+"""Weighted least squares: ``beta = (XᵀWX)⁻¹ XᵀWy`` by a Cholesky solve of the
+equilibrated normal equations, refined from the data when they are ill-conditioned."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .solve import normal_equations, solve_normal
+from .solve import equilibrated_rcond, normal_equations, refine, solve_normal
 from .validate import as_float_array, check_weights
 
 
@@ -37,6 +38,8 @@ def wls(X, y, sample_weight=None, fit_intercept: bool = True,
     A, b = normal_equations(Xn, sw, (yn.T * sw).T, fit_intercept)
     names = (["intercept"] if fit_intercept else []) + [f"x{j}" for j in range(Xn.shape[1])]
     beta = solve_normal(A, b, fallback=rank_deficient, names=names)
+    if 1e-12 < equilibrated_rcond(A) < 1e-6:  # solved, but digits were lost: two passes
+        beta = refine(Xn, sw, (yn.T * sw).T, fit_intercept, A, beta)
     coef, intercept = (beta[1:], beta[0]) if fit_intercept else (beta, np.zeros_like(beta[0]))
     if is_torch:
         return WLSResult(torch.as_tensor(coef, device=X.device),
