@@ -334,3 +334,24 @@ def test_binomial_with_a_log_link_on_0_1_data_converges_by_step_halving():
         ref = sm.GLM(y, Xc, family=sm.families.Binomial(link=sm.families.links.Log())).fit(
             tol=1e-14, maxiter=1000)
     np.testing.assert_allclose(beta, ref.params, rtol=1e-6)
+
+
+def test_statsmodels_weighted_cases_on_raw_income():
+    # statsmodels' own test_glm_weights.py cases (TestGlmPoissonAwNr, TestGlmGaussianAwNr)
+    # with INCOME left raw (~4.5e4) instead of log-transformed or divided by 1000
+    d = sm.datasets.cpunish.load_pandas()
+    y = d.endog.values.astype(float)
+    fw = np.array([1, 1, 1, 2, 2, 2, 3, 3, 3, 1, 1, 1, 2, 2, 2, 3, 3], float)
+    aw = fw / fw.sum() * len(y)
+    X = d.exog.values.astype(float)
+    ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Poisson(), var_weights=aw).fit()
+    ours = GLM("poisson").fit(X, y, sample_weight=aw)
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_], ref.params, rtol=1e-9)
+    X = d.exog[["INCOME", "SOUTH"]].values.astype(float)
+    aw = np.array([1, 2, 3, 4, 5, 4, 3, 2, 1, 2, 3, 4, 5, 4, 3, 2, 1], float)
+    ref = sm.GLM(y, X, family=sm.families.Gaussian(link=sm.families.links.Log()),
+                 var_weights=aw).fit(tol=1e-12, maxiter=500)
+    ours = GLM("gaussian", link="log", fit_intercept=False, tol=1e-12,
+               max_iter=500).fit(X, y, sample_weight=aw)
+    assert ours.converged_
+    np.testing.assert_allclose(ours.coef_, ref.params, rtol=1e-6)
