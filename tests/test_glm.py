@@ -355,3 +355,44 @@ def test_statsmodels_weighted_cases_on_raw_income():
                max_iter=500).fit(X, y, sample_weight=aw)
     assert ours.converged_
     np.testing.assert_allclose(ours.coef_, ref.params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_offset_and_exposure_equal_statsmodels(family):
+    rng = np.random.default_rng(0)
+    n = 800
+    X = rng.normal(size=(n, 3))
+    exposure, offset = rng.uniform(0.5, 5, n), rng.normal(0, 0.3, n)
+    w = rng.uniform(0.5, 2, n)
+    eta = 0.3 + X @ [0.2, -0.4, 0.1] + offset
+    if family == "poisson":
+        y = rng.poisson(exposure * np.exp(eta)).astype(float)
+        kwargs = {"exposure": exposure, "offset": offset}
+        ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Poisson(), var_weights=w,
+                     **kwargs).fit()
+    else:
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+        kwargs = {"offset": offset}
+        ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Binomial(), var_weights=w,
+                     **kwargs).fit()
+    ours = GLM(family).fit(X, y, sample_weight=w, **kwargs)
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_], ref.params, rtol=1e-9)
+    np.testing.assert_allclose(ours.bse_, ref.bse, rtol=1e-7)
+    assert ours.deviance_ == pytest.approx(ref.deviance, rel=1e-10)
+    assert ours.null_deviance_ == pytest.approx(ref.null_deviance, rel=1e-8)
+    new = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(ours.predict(new, **{k: v[:5] for k, v in kwargs.items()}),
+                               ref.predict(sm.add_constant(new),
+                                           **{k: v[:5] for k, v in kwargs.items()}),
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"exposure": -np.ones(10)}, "exposure: must be positive"),
+    ({"offset": np.r_[np.nan, np.zeros(9)]}, "offset:"),
+    ({"offset": np.zeros(9)}, "offset: has 9 rows, X has 10"),
+])
+def test_bad_offsets_are_named(kwargs, match):
+    X, y = np.random.default_rng(0).normal(size=(10, 2)), np.arange(10.0)
+    with pytest.raises(ValueError, match=match):
+        GLM("poisson").fit(X, y, **kwargs)

@@ -60,18 +60,21 @@ class _IRLS:
     """
 
     def __init__(self, fam, link_name, to, X, y, w, penalty, fit_intercept, names,
-                 rank_deficient):
+                 rank_deficient, offset=None):
         self.numpy = isinstance(to(y[:1]), np.ndarray)
         self.xp = np if self.numpy else __import__("torch")
         self.fam, self.lk = fam, make_link(link_name, fam, self.xp)
         self.to, self.X, self.y, self.w = to, to(X), to(y), to(w)
+        self.offset = None if offset is None else to(offset)
         self.ybar = float((w * y).sum() / w.sum())
         self.penalty, self.fi, self.names = penalty, int(fit_intercept), names
         self.rank_deficient = rank_deficient
         self.block = BLOCK_ROWS if self.numpy else X.shape[0]
 
-    def _mean(self, X, beta):
+    def _mean(self, X, beta, offset=None):
         eta = X @ self.to(beta[self.fi:]) + (float(beta[0]) if self.fi else 0.0)
+        if offset is not None:
+            eta = eta + offset
         if self.lk.name == "logit":
             eta = self.xp.clip(eta, -36.0, 36.0)  # keeps mu strictly inside (0, 1)
         elif self.lk.name == "log":
@@ -100,11 +103,12 @@ class _IRLS:
         for start in range(0, n, self.block):
             rows = slice(start, min(start + self.block, n))
             X, y, w = self.X[rows], self.y[rows], self.w[rows]
+            off = None if self.offset is None else self.offset[rows]
             if beta is None:
                 mu = self.fam.start_mu(y, w, self.ybar)
                 eta = self.lk.link(mu)
             else:
-                eta, mu = self._mean(X, beta)
+                eta, mu = self._mean(X, beta, off)
                 if not self._in_domain(mu, w):  # a non-canonical link can step outside
                     return None, None, math.inf, math.inf, 0
             var = self.fam.variance(mu)
@@ -117,7 +121,8 @@ class _IRLS:
             Z = buf[:rows.stop - start]
             Z[:, 0] = sw
             xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
-            Z[:, 1 + p] = sw * (eta + (y - mu) * gp)
+            z = eta + (y - mu) * gp  # the working response, less the offset
+            Z[:, 1 + p] = sw * (z if off is None else z - off)
             gram.add(Z)
         A, b = gram.normal_equations(p, bool(self.fi))
         return A + np.diag(self.penalty), b[:, 0], dev, pearson, saturated
@@ -184,6 +189,23 @@ def _inverse_psd(A: np.ndarray) -> np.ndarray:
         return scipy.linalg.cho_solve(factor, np.eye(len(A)))
     except np.linalg.LinAlgError:
         return np.linalg.pinv(A, hermitian=True)
+
+
+def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
+    """``offset + log(exposure)`` as one (n,) array, or None when neither is given."""
+    total = None
+    for name, value in (("offset", offset), ("exposure", exposure)):
+        if value is None:
+            continue
+        a = as_float_array(value, name, ndim=1, dtype=dtype)
+        if a.shape[0] != n:
+            raise ValueError(f"{name}: has {a.shape[0]} rows, X has {n}")
+        if name == "exposure":
+            if np.any(a <= 0):
+                raise ValueError("exposure: must be positive (it enters as log(exposure))")
+            a = np.log(a)
+        total = a if total is None else total + a
+    return total
 
 
 class GLM:
@@ -303,8 +325,11 @@ class GLM:
             raise ValueError(f"class_weight: no weight for classes {sorted(missing)}")
         return w * np.array([table[0] if 0 in table else 0.0, table.get(1, 0.0)])[labels]
 
-    def fit(self, X, y, sample_weight=None, feature_names=None) -> GLM:
-        """Fit by IRLS; returns self. ``feature_names`` label the summary's rows."""
+    def fit(self, X, y, sample_weight=None, feature_names=None, *, offset=None,
+            exposure=None) -> GLM:
+        """Fit by IRLS; returns self. ``feature_names`` label the summary's rows.
+        ``offset`` (n,) is added to the linear predictor with a fixed coefficient of 1;
+        ``exposure`` (n,), positive, adds ``log(exposure)`` (statsmodels' meanings)."""
         self._check_params()
         # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -315,6 +340,7 @@ class GLM:
         if not fam.in_support(y).all():
             raise ValueError(f"y: the {self.family} family needs y {fam.support} "
                              f"(min {y.min():g}, max {y.max():g})")
+        off = _offset(offset, exposure, X.shape[0], X.dtype)
         w = self._weights(y, sample_weight)
         if self.family == "binomial":  # the positive rate of the data, and the one fitted
             base = np.ones_like(y) if sample_weight is None else np.asarray(
@@ -335,9 +361,9 @@ class GLM:
         penalty[:fi] = 0.0
         fam = make_family(self.family, np if self.device == "cpu" else __import__("torch"))
 
-        def problem(Xs, ys, ws):
-            return _IRLS(fam, self.link, to, Xs, ys, ws, penalty, self.fit_intercept, names,
-                         self.rank_deficient)
+        def problem(Xs, ys, ws, offs, pen=penalty, intercept=self.fit_intercept, labels=names):
+            return _IRLS(fam, self.link, to, Xs, ys, ws, pen, intercept, labels,
+                         self.rank_deficient, offs)
 
         beta0 = None
         if X.shape[0] >= WARM_START_MIN_ROWS:  # a few cheap iterations on a subsample
@@ -346,11 +372,12 @@ class GLM:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    beta0 = problem(X[rows], y[rows], w[rows]).run(None, 1e-5,
-                                                                   self.max_iter)["beta"]
+                    beta0 = problem(X[rows], y[rows], w[rows],
+                                    None if off is None else off[rows]).run(
+                                        None, 1e-5, self.max_iter)["beta"]
             except (ValueError, np.linalg.LinAlgError):
                 beta0 = None  # (a subsample can separate or lose rank: start plainly)
-        fit = problem(X, y, w).run(beta0, tol, self.max_iter)
+        fit = problem(X, y, w, off).run(beta0, tol, self.max_iter)
         beta = fit["beta"]
         self.n_iter_, self.converged_ = fit["iterations"], fit["converged"]
         if not self.converged_:
@@ -363,8 +390,15 @@ class GLM:
         self.coef_ = np.asarray(beta[fi:])
         self.deviance_ = fit["deviance"]
         ybar = (w * y).sum() / w.sum()
-        self.null_deviance_ = float((w * make_family(self.family, np).unit_deviance(
-            y, np.full_like(y, ybar))).sum()) if fi else None
+        if not fi:
+            self.null_deviance_ = None
+        elif off is None:
+            self.null_deviance_ = float((w * make_family(self.family, np).unit_deviance(
+                y, np.full_like(y, ybar))).sum())
+        else:  # the intercept-only model with the same offset, as statsmodels fits it
+            self.null_deviance_ = problem(X[:, :0], y, w, off, np.zeros(1), True,
+                                          ["intercept"]).run(None, tol,
+                                                             self.max_iter)["deviance"]
         self.scale_ = 1.0 if fam.fixed_scale else float(
             fit["pearson"] / max(X.shape[0] - len(beta), 1))
         self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
@@ -393,15 +427,18 @@ class GLM:
                              f"{self.n_features_in_}")
         return X
 
-    def decision_function(self, X) -> np.ndarray:
-        """The linear predictor ``eta = X coef + intercept``."""
+    def decision_function(self, X, *, offset=None, exposure=None) -> np.ndarray:
+        """The linear predictor ``eta = X coef + intercept (+ offset + log exposure)``."""
         X = self._check_fitted(X)
-        return X @ self.coef_ + self.intercept_
+        off = _offset(offset, exposure, X.shape[0], X.dtype)
+        eta = X @ self.coef_ + self.intercept_
+        return eta if off is None else eta + off
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, offset=None, exposure=None) -> np.ndarray:
         """The mean response ``g^-1(eta)`` (a probability for binomial)."""
         fam = make_family(self.family, np)
-        return make_link(self.link, fam, np).inverse(self.decision_function(X))
+        return make_link(self.link, fam, np).inverse(
+            self.decision_function(X, offset=offset, exposure=exposure))
 
     def predict_proba(self, X, prior=None) -> np.ndarray:
         """Binomial only: ``(n, 2)`` probabilities of classes 0 and 1.
