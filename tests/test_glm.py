@@ -396,3 +396,23 @@ def test_bad_offsets_are_named(kwargs, match):
     X, y = np.random.default_rng(0).normal(size=(10, 2)), np.arange(10.0)
     with pytest.raises(ValueError, match=match):
         GLM("poisson").fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("family, link", [("gaussian", None), ("gamma", "log")])
+def test_freq_weights_equal_statsmodels_and_repeated_rows(family, link):
+    rng = np.random.default_rng(0)
+    n = 300
+    X = rng.normal(size=(n, 2))
+    y = 1 + X @ [0.5, -0.3] + rng.normal(0, 0.5, n)
+    y = y if family == "gaussian" else np.exp(y / 3)
+    fw, vw = rng.integers(1, 4, n).astype(float), rng.uniform(0.5, 2, n)
+    fam = sm.families.Gaussian() if family == "gaussian" else sm.families.Gamma(
+        link=sm.families.links.Log())
+    ref = sm.GLM(y, sm.add_constant(X), family=fam, freq_weights=fw, var_weights=vw).fit()
+    ours = GLM(family, link=link).fit(X, y, sample_weight=vw, freq_weight=fw)
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_], ref.params, rtol=1e-9)
+    np.testing.assert_allclose(ours.bse_, ref.bse, rtol=1e-9)
+    assert ours.scale_ == pytest.approx(ref.scale, rel=1e-9)
+    rows = np.repeat(np.arange(n), fw.astype(int))  # frequency weights = repeated rows
+    repeated = GLM(family, link=link).fit(X[rows], y[rows], sample_weight=vw[rows])
+    np.testing.assert_allclose(ours.bse_, repeated.bse_, rtol=1e-9)

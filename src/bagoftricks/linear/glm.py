@@ -326,10 +326,14 @@ class GLM:
         return w * np.array([table[0] if 0 in table else 0.0, table.get(1, 0.0)])[labels]
 
     def fit(self, X, y, sample_weight=None, feature_names=None, *, offset=None,
-            exposure=None) -> GLM:
+            exposure=None, freq_weight=None) -> GLM:
         """Fit by IRLS; returns self. ``feature_names`` label the summary's rows.
         ``offset`` (n,) is added to the linear predictor with a fixed coefficient of 1;
-        ``exposure`` (n,), positive, adds ``log(exposure)`` (statsmodels' meanings)."""
+        ``exposure`` (n,), positive, adds ``log(exposure)`` (statsmodels' meanings).
+        ``sample_weight`` are variance weights (statsmodels' ``var_weights``);
+        ``freq_weight`` counts repeated rows (``freq_weights``): the same coefficients as
+        repeating each row that many times, so the residual degrees of freedom are
+        ``sum(freq_weight) - rank`` in the dispersion and the standard errors."""
         self._check_params()
         # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -341,9 +345,10 @@ class GLM:
             raise ValueError(f"y: the {self.family} family needs y {fam.support} "
                              f"(min {y.min():g}, max {y.max():g})")
         off = _offset(offset, exposure, X.shape[0], X.dtype)
-        w = self._weights(y, sample_weight)
+        freq = check_weights(freq_weight, X.shape[0], X.dtype)
+        w = self._weights(y, sample_weight) * freq
         if self.family == "binomial":  # the positive rate of the data, and the one fitted
-            base = np.ones_like(y) if sample_weight is None else np.asarray(
+            base = freq if sample_weight is None else freq * np.asarray(
                 sample_weight, dtype=np.float64)
             self.prior_ = float((base * y).sum() / base.sum())
             self.effective_prior_ = float((w * y).sum() / w.sum())
@@ -399,8 +404,9 @@ class GLM:
             self.null_deviance_ = problem(X[:, :0], y, w, off, np.zeros(1), True,
                                           ["intercept"]).run(None, tol,
                                                              self.max_iter)["deviance"]
+        self.nobs_ = float(freq.sum())  # rows, counting repeats
         self.scale_ = 1.0 if fam.fixed_scale else float(
-            fit["pearson"] / max(X.shape[0] - len(beta), 1))
+            fit["pearson"] / max(self.nobs_ - len(beta), 1))
         self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
         self._names = names
