@@ -416,3 +416,26 @@ def test_freq_weights_equal_statsmodels_and_repeated_rows(family, link):
     rows = np.repeat(np.arange(n), fw.astype(int))  # frequency weights = repeated rows
     repeated = GLM(family, link=link).fit(X[rows], y[rows], sample_weight=vw[rows])
     np.testing.assert_allclose(ours.bse_, repeated.bse_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [None, "X2", "dev", 2.5])
+@pytest.mark.parametrize("family", ["poisson", "binomial", "gamma"])
+def test_dispersion_choices_equal_statsmodels(family, scale):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 2))
+    eta = 0.2 + X @ [0.4, -0.3]
+    y = {"poisson": rng.negative_binomial(3, 3 / (3 + np.exp(eta))).astype(float),  # overdispersed
+         "binomial": (rng.random(400) < 1 / (1 + np.exp(-eta))).astype(float),
+         "gamma": rng.gamma(2.0, np.exp(eta) / 2.0)}[family]
+    fam = {"poisson": sm.families.Poisson(), "binomial": sm.families.Binomial(),
+           "gamma": sm.families.Gamma(link=sm.families.links.Log())}[family]
+    ref = sm.GLM(y, sm.add_constant(X), family=fam).fit(scale=scale)
+    ours = GLM(family, link="log" if family == "gamma" else None, scale=scale).fit(X, y)
+    assert ours.scale_ == pytest.approx(ref.scale, rel=1e-7)
+    # (statsmodels' IRLS bse use the previous iterate's weights: ~1e-7 apart here)
+    np.testing.assert_allclose(ours.bse_, ref.bse, rtol=1e-6)
+
+
+def test_a_bad_scale_is_named():
+    with pytest.raises(ValueError, match="scale: expected None, 'X2', 'dev'"):
+        GLM("poisson", scale="pearson").fit(np.zeros((4, 1)), np.arange(4.0))

@@ -230,6 +230,10 @@ class GLM:
         more than ``tol``) or ``"raise"`` (ValueError).
     rank_deficient : ``"raise"`` (ValueError naming the dependent columns) or
         ``"pinv"`` (minimum-norm solution, with a warning).
+    scale : the dispersion behind the standard errors: ``None`` (1 for binomial and
+        Poisson, else Pearson's), ``"X2"`` (Pearson chi² / residual df: the quasi-Poisson
+        and quasi-binomial standard errors), ``"dev"`` (deviance / residual df) or a
+        fixed positive number (statsmodels' ``fit(scale=...)``).
 
     Fitted attributes: ``coef_``, ``intercept_``, ``n_iter_``, ``converged_``,
     ``deviance_``, ``null_deviance_``, ``scale_``, ``cov_params_``, ``bse_`` (standard
@@ -241,7 +245,8 @@ class GLM:
     def __init__(self, family: str = "gaussian", link: str | None = None,
                  class_weight=None, fit_intercept: bool = True, alpha: float = 0.0,
                  tol: float = 1e-10, max_iter: int = 100, device: str = "cpu",
-                 separation: str = "warn", rank_deficient: str = "raise") -> None:
+                 separation: str = "warn", rank_deficient: str = "raise",
+                 scale=None) -> None:
         self.family = family
         self.link = link
         self.class_weight = class_weight
@@ -251,6 +256,7 @@ class GLM:
         self.max_iter = max_iter
         self.device = device
         self.separation = separation
+        self.scale = scale
         self.rank_deficient = rank_deficient
 
     # -- scikit-learn estimator protocol ------------------------------------------------
@@ -291,6 +297,11 @@ class GLM:
 
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self) -> None:
+        if not (self.scale is None or self.scale in ("X2", "dev") or (
+                isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool)
+                and math.isfinite(self.scale) and self.scale > 0)):
+            raise ValueError(f"scale: expected None, 'X2', 'dev' or a positive number, got "
+                             f"{self.scale!r}")
         if self.separation not in ("warn", "raise"):
             raise ValueError(f"separation: expected 'warn' or 'raise', got {self.separation!r}")
         if self.rank_deficient not in ("raise", "pinv"):
@@ -405,8 +416,11 @@ class GLM:
                                           ["intercept"]).run(None, tol,
                                                              self.max_iter)["deviance"]
         self.nobs_ = float(freq.sum())  # rows, counting repeats
-        self.scale_ = 1.0 if fam.fixed_scale else float(
-            fit["pearson"] / max(self.nobs_ - len(beta), 1))
+        df_resid = max(self.nobs_ - len(beta), 1)
+        scale = self.scale if self.scale is not None else (
+            1.0 if fam.fixed_scale else "X2")
+        self.scale_ = float({"X2": fit["pearson"] / df_resid,
+                             "dev": fit["deviance"] / df_resid}.get(scale, scale))
         self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
         self._names = names
