@@ -439,3 +439,26 @@ def test_dispersion_choices_equal_statsmodels(family, scale):
 def test_a_bad_scale_is_named():
     with pytest.raises(ValueError, match="scale: expected None, 'X2', 'dev'"):
         GLM("poisson", scale="pearson").fit(np.zeros((4, 1)), np.arange(4.0))
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_robust_covariances_equal_statsmodels(family):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 2))
+    eta = 0.2 + X @ [0.4, -0.3]
+    y = (rng.negative_binomial(3, 3 / (3 + np.exp(eta))) if family == "poisson"
+         else rng.random(400) < 1 / (1 + np.exp(-eta))).astype(float)
+    groups = rng.integers(0, 30, 400)
+    fam = sm.families.Poisson() if family == "poisson" else sm.families.Binomial()
+    Xc = sm.add_constant(X)
+    for cov_type, kwds in [("HC0", {}), ("cluster", {"groups": groups})]:
+        ref = sm.GLM(y, Xc, family=fam).fit(cov_type=cov_type, cov_kwds=kwds)
+        ours = GLM(family, cov_type=cov_type).fit(X, y, **kwds)
+        np.testing.assert_allclose(ours.bse_, ref.bse, rtol=1e-7)
+    hc0 = GLM(family, cov_type="HC0").fit(X, y).bse_
+    hc1 = GLM(family, cov_type="HC1").fit(X, y).bse_  # Stata's n / (n - p) correction
+    np.testing.assert_allclose(hc1, hc0 * np.sqrt(400 / 397), rtol=1e-12)
+    with pytest.raises(ValueError, match="groups: cov_type='cluster' needs"):
+        GLM(family, cov_type="cluster").fit(X, y)
+    with pytest.raises(ValueError, match="cov_type: expected one of"):
+        GLM(family, cov_type="HC3").fit(X, y)

@@ -208,6 +208,9 @@ def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
     return total
 
 
+COV_TYPES = ("nonrobust", "HC0", "HC1", "cluster")
+
+
 class GLM:
     """A GLM with scikit-learn conventions, exact against statsmodels.
 
@@ -230,6 +233,10 @@ class GLM:
         more than ``tol``) or ``"raise"`` (ValueError).
     rank_deficient : ``"raise"`` (ValueError naming the dependent columns) or
         ``"pinv"`` (minimum-norm solution, with a warning).
+    cov_type : ``"nonrobust"`` (the inverse Fisher information times the scale),
+        ``"HC0"`` (White's sandwich), ``"HC1"`` (HC0 times ``n / (n - p)``, Stata's; note
+        statsmodels' GLM returns HC0 for it) or ``"cluster"`` (scores summed within
+        ``fit(groups=...)``, corrected by ``G/(G-1) (n-1)/(n-p)``, as statsmodels).
     scale : the dispersion behind the standard errors: ``None`` (1 for binomial and
         Poisson, else Pearson's), ``"X2"`` (Pearson chi² / residual df: the quasi-Poisson
         and quasi-binomial standard errors), ``"dev"`` (deviance / residual df) or a
@@ -246,7 +253,7 @@ class GLM:
                  class_weight=None, fit_intercept: bool = True, alpha: float = 0.0,
                  tol: float = 1e-10, max_iter: int = 100, device: str = "cpu",
                  separation: str = "warn", rank_deficient: str = "raise",
-                 scale=None) -> None:
+                 scale=None, cov_type: str = "nonrobust") -> None:
         self.family = family
         self.link = link
         self.class_weight = class_weight
@@ -257,6 +264,7 @@ class GLM:
         self.device = device
         self.separation = separation
         self.scale = scale
+        self.cov_type = cov_type
         self.rank_deficient = rank_deficient
 
     # -- scikit-learn estimator protocol ------------------------------------------------
@@ -297,6 +305,8 @@ class GLM:
 
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self) -> None:
+        if self.cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type: expected one of {COV_TYPES}, got {self.cov_type!r}")
         if not (self.scale is None or self.scale in ("X2", "dev") or (
                 isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool)
                 and math.isfinite(self.scale) and self.scale > 0)):
@@ -337,14 +347,15 @@ class GLM:
         return w * np.array([table[0] if 0 in table else 0.0, table.get(1, 0.0)])[labels]
 
     def fit(self, X, y, sample_weight=None, feature_names=None, *, offset=None,
-            exposure=None, freq_weight=None) -> GLM:
+            exposure=None, freq_weight=None, groups=None) -> GLM:
         """Fit by IRLS; returns self. ``feature_names`` label the summary's rows.
         ``offset`` (n,) is added to the linear predictor with a fixed coefficient of 1;
         ``exposure`` (n,), positive, adds ``log(exposure)`` (statsmodels' meanings).
         ``sample_weight`` are variance weights (statsmodels' ``var_weights``);
         ``freq_weight`` counts repeated rows (``freq_weights``): the same coefficients as
         repeating each row that many times, so the residual degrees of freedom are
-        ``sum(freq_weight) - rank`` in the dispersion and the standard errors."""
+        ``sum(freq_weight) - rank`` in the dispersion and the standard errors.
+        ``groups`` (n,): cluster labels for ``cov_type="cluster"``."""
         self._check_params()
         # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -422,11 +433,43 @@ class GLM:
         self.scale_ = float({"X2": fit["pearson"] / df_resid,
                              "dev": fit["deviance"] / df_resid}.get(scale, scale))
         self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
+        if self.cov_type != "nonrobust":
+            self.cov_params_ = self._sandwich(X, y, w, off, beta, groups)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
         self._names = names
         if fit["saturated"]:
             self._report_separation(fit["saturated"], int((w > 0).sum()))
         return self
+
+    def _sandwich(self, X, y, w, off, beta, groups) -> np.ndarray:
+        """The robust covariance ``A⁻¹ (Σ s sᵀ) A⁻¹`` from per-row (or per-cluster) scores
+        ``s_i = x_i w_i (y_i − μ_i) / (V(μ_i) g'(μ_i))`` at the fit (one more pass)."""
+        n = X.shape[0]
+        if self.cov_type == "cluster":
+            if groups is None or len(groups) != n:
+                raise ValueError("groups: cov_type='cluster' needs one group label per row")
+            _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+        elif groups is not None:
+            raise ValueError("groups: only used with cov_type='cluster'")
+        fam = make_family(self.family, np)
+        link = make_link(self.link, fam, np)
+        Xc = np.c_[np.ones(n), X] if self.fit_intercept else np.asarray(X, dtype=np.float64)
+        eta = Xc @ beta + (0.0 if off is None else off)
+        mu = link.inverse(eta)
+        var, gp = fam.variance(mu), link.deriv(mu)
+        scores = Xc * (w * (y - mu) / (var * gp))[:, None]
+        p = Xc.shape[1]
+        penalty = np.full(p, float(self.alpha))
+        penalty[:int(self.fit_intercept)] = 0.0
+        bread = _inverse_psd((Xc * (w / (var * gp**2))[:, None]).T @ Xc + np.diag(penalty))
+        if self.cov_type == "cluster":
+            summed = np.zeros((cluster.max() + 1, p))
+            np.add.at(summed, cluster, scores)
+            g = summed.shape[0]
+            meat = summed.T @ summed * g / (g - 1) * (n - 1) / (n - p)
+        else:
+            meat = scores.T @ scores * (n / (n - p) if self.cov_type == "HC1" else 1.0)
+        return bread @ meat @ bread
 
     def _report_separation(self, saturated: int, n: int) -> None:
         kind = "perfect" if saturated == n else "quasi-perfect"
@@ -510,7 +553,8 @@ class GLM:
         lines = [f"GLM {self.family} (link {link_name}), {self.n_iter_} IRLS iterations, "
                  f"converged: {self.converged_}",
                  f"deviance {self.deviance_:.6g}, null deviance {self.null_deviance_}, "
-                 f"scale {self.scale_:.6g}",
+                 f"scale {self.scale_:.6g} ({self.scale or 'default'}), covariance "
+                 f"{self.cov_type}",
                  f"{'':24s} {'coef':>12s} {'std err':>12s} {'z':>9s} {'P>|z|':>9s}"]
         for name, c, s, zz, pp in zip(self._names, params, self.bse_, z, p, strict=True):
             lines.append(f"{name[:24]:24s} {c:12.6g} {s:12.6g} {zz:9.3f} {pp:9.3g}")
