@@ -228,7 +228,7 @@ def test_bad_input(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"family": "tweedie"}, "family: "), ({"link": "probit"}, "link: "),
+    ({"family": "weibull"}, "family: "), ({"link": "logarithmic"}, "link: "),
     ({"alpha": -1}, "alpha: "), ({"max_iter": 0}, "max_iter: "), ({"tol": 0}, "tol: "),
     ({"separation": "ignore"}, "separation: "), ({"rank_deficient": "drop"}, "rank_deficient: "),
     ({"class_weight": "auto", "family": "binomial"}, "class_weight: "),
@@ -462,3 +462,50 @@ def test_robust_covariances_equal_statsmodels(family):
         GLM(family, cov_type="cluster").fit(X, y)
     with pytest.raises(ValueError, match="cov_type: expected one of"):
         GLM(family, cov_type="HC3").fit(X, y)
+
+
+def _family_data(kind, X, rng):
+    eta = 0.3 + X @ [0.4, -0.3]
+    if kind == "count":
+        return rng.poisson(np.exp(eta)).astype(float)
+    if kind == "binary":
+        return (rng.random(len(X)) < 1 / (1 + np.exp(-eta))).astype(float)
+    if kind == "positive":
+        return rng.gamma(2.0, np.exp(eta) / 2)
+    if kind == "wald":  # mean 1/sqrt(eta') with eta' > 0: the canonical link is defined
+        return rng.wald(1 / np.sqrt(2 + X @ [0.3, -0.2]), 4.0)
+    counts = rng.poisson(np.exp(eta))  # compound Poisson-gamma: Tweedie with 1 < p < 2
+    return np.array([rng.gamma(2.0, 0.5, k).sum() for k in counts])
+
+
+LINKS = sm.families.links
+
+
+@pytest.mark.parametrize("family, link, kind, reference, extra", [
+    ("binomial", "probit", "binary", lambda: sm.families.Binomial(LINKS.Probit()), {}),
+    ("binomial", "cloglog", "binary", lambda: sm.families.Binomial(LINKS.CLogLog()), {}),
+    ("poisson", "identity", "count", lambda: sm.families.Poisson(LINKS.Identity()), {}),
+    ("poisson", "sqrt", "count", lambda: sm.families.Poisson(LINKS.Sqrt()), {}),
+    ("gamma", "log", "positive", lambda: sm.families.Gamma(LINKS.Log()), {}),
+    ("inverse_gaussian", None, "wald", lambda: sm.families.InverseGaussian(), {}),
+    ("inverse_gaussian", "log", "wald", lambda: sm.families.InverseGaussian(LINKS.Log()), {}),
+    ("negative_binomial", None, "count", lambda: sm.families.NegativeBinomial(alpha=0.7),
+     {"nb_alpha": 0.7}),
+    ("tweedie", None, "tweedie", lambda: sm.families.Tweedie(var_power=1.5, link=LINKS.Log()),
+     {"var_power": 1.5}),
+])
+def test_more_families_and_links_equal_statsmodels(family, link, kind, reference, extra):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2)) * 0.5
+    w = rng.uniform(0.5, 2, 600)
+    y = _family_data(kind, X, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' DomainWarning for some links
+        ref = sm.GLM(y, sm.add_constant(X), family=reference(), var_weights=w).fit(
+            tol=1e-13, maxiter=500)
+    ours = GLM(family, link=link, tol=1e-12, max_iter=500, **extra).fit(X, y, sample_weight=w)
+    assert ours.converged_  # (non-canonical links converge linearly: 1e-7 apart at most)
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_], ref.params, rtol=1e-7)
+    np.testing.assert_allclose(ours.bse_, ref.bse, rtol=1e-7)
+    assert ours.deviance_ == pytest.approx(ref.deviance, rel=1e-10)
+    assert ours.scale_ == pytest.approx(ref.scale, rel=1e-9)

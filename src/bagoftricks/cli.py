@@ -343,7 +343,8 @@ def predict(model_dir: Path = typer.Argument(..., help="A folder written by fit.
 @clean_errors
 def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         target: str = typer.Option(..., help="The column to predict."),
-        family: str = typer.Option("binomial", help="gaussian, binomial, poisson, gamma."),
+        family: str = typer.Option("binomial", help="gaussian, binomial, poisson, gamma, "
+                                   "inverse_gaussian, negative_binomial, tweedie."),
         link: str = typer.Option(None, help="Link (default: canonical)."),
         class_weight: str = typer.Option(None, help="balanced (binomial only)."),
         alpha: float = typer.Option(0.0, help="L2 penalty.")) -> None:
@@ -351,7 +352,8 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .linear import GLM
     from .tabular import read
 
-    check_choice("--family", family, ("gaussian", "binomial", "poisson", "gamma"))
+    check_choice("--family", family, ("gaussian", "binomial", "poisson", "gamma",
+                                      "inverse_gaussian", "negative_binomial", "tweedie"))
     if class_weight is not None:
         check_choice("--class-weight", class_weight, ("balanced",))
     check_float("--alpha", alpha)

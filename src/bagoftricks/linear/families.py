@@ -24,15 +24,33 @@ class Link:
     deriv: Callable         # d eta / d mu at mu
 
 
+def _normal(xp):
+    """The standard normal cdf and its inverse for the array back end."""
+    if xp.__name__ == "torch":
+        return xp.special.ndtr, xp.special.ndtri
+    import scipy.special
+    return scipy.special.ndtr, scipy.special.ndtri
+
+
 def _links(xp) -> dict[str, Link]:
+    ndtr, ndtri = _normal(xp)
+    sqrt_2pi = 2.5066282746310002
     return {
         "identity": Link("identity", lambda mu: mu, lambda eta: eta, lambda mu: mu * 0 + 1.0),
         "log": Link("log", xp.log, xp.exp, lambda mu: 1.0 / mu),
         "logit": Link("logit", lambda mu: xp.log(mu / (1 - mu)),
                       lambda eta: 0.5 * (1 + xp.tanh(0.5 * eta)),
                       lambda mu: 1.0 / (mu * (1 - mu))),
+        "probit": Link("probit", ndtri, ndtr,
+                       lambda mu: sqrt_2pi * xp.exp(0.5 * ndtri(mu) ** 2)),
+        "cloglog": Link("cloglog", lambda mu: xp.log(-xp.log(1 - mu)),
+                        lambda eta: 1 - xp.exp(-xp.exp(eta)),
+                        lambda mu: -1.0 / ((1 - mu) * xp.log(1 - mu))),
         "inverse": Link("inverse", lambda mu: 1.0 / mu, lambda eta: 1.0 / eta,
                         lambda mu: -1.0 / mu**2),
+        "inverse_squared": Link("inverse_squared", lambda mu: 1.0 / mu**2,
+                                lambda eta: 1.0 / xp.sqrt(eta), lambda mu: -2.0 / mu**3),
+        "sqrt": Link("sqrt", xp.sqrt, lambda eta: eta**2, lambda mu: 0.5 / xp.sqrt(mu)),
     }
 
 
@@ -55,7 +73,10 @@ class Family:
         return (y + ybar) / 2
 
 
-def family(name: str, xp) -> Family:
+def family(name: str, xp, *, var_power: float = 1.5, nb_alpha: float = 1.0) -> Family:
+    """The family ``name``; ``var_power`` is Tweedie's ``p`` (V = mu^p) and ``nb_alpha``
+    the negative binomial's ``alpha`` (V = mu + alpha mu^2), both fixed, as statsmodels'."""
+    p, a = float(var_power), float(nb_alpha)
     fams = {
         "gaussian": Family("gaussian", "identity", lambda mu: mu * 0 + 1.0,
                            lambda y, mu: (y - mu) ** 2, "any real number",
@@ -70,10 +91,32 @@ def family(name: str, xp) -> Family:
         "gamma": Family("gamma", "inverse", lambda mu: mu**2,
                         lambda y, mu: 2 * (-xp.log(y / mu) + (y - mu) / mu),
                         "> 0", lambda y: y > 0, False),
+        "inverse_gaussian": Family("inverse_gaussian", "inverse_squared", lambda mu: mu**3,
+                                   lambda y, mu: (y - mu) ** 2 / (y * mu**2), "> 0",
+                                   lambda y: y > 0, False),
+        "negative_binomial": Family(
+            "negative_binomial", "log", lambda mu: mu + a * mu**2,
+            lambda y, mu: 2 * (_xlog_ratio(xp, y, mu)
+                               - (y + 1 / a) * xp.log((1 + a * y) / (1 + a * mu))),
+            ">= 0 (counts)", lambda y: y >= 0, True),
+        "tweedie": Family("tweedie", "log", lambda mu: mu**p,
+                          lambda y, mu: _tweedie_deviance(xp, y, mu, p),
+                          ">= 0" if p < 2 else "> 0",
+                          (lambda y: y >= 0) if p < 2 else (lambda y: y > 0), False),
     }
     if name not in fams:
         raise ValueError(f"family: expected one of {sorted(fams)}, got {name!r}")
     return fams[name]
+
+
+def _tweedie_deviance(xp, y, mu, p: float):
+    """Tweedie's unit deviance for a power ``p`` (Poisson at 1, gamma at 2)."""
+    if p == 1:
+        return 2 * (_xlog_ratio(xp, y, mu) - (y - mu))
+    if p == 2:
+        return 2 * (-xp.log(y / mu) + (y - mu) / mu)
+    y_term = xp.where(y > 0, xp.where(y > 0, y, 1.0) ** (2 - p), 0.0) / ((1 - p) * (2 - p))
+    return 2 * (y_term - y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
 
 
 def link(name: str | None, fam: Family, xp) -> Link:

@@ -216,9 +216,14 @@ class GLM:
 
     Parameters
     ----------
-    family : ``"gaussian"``, ``"binomial"``, ``"poisson"`` or ``"gamma"``.
-    link : ``None`` (canonical: identity, logit, log, inverse) or one of ``"identity"``,
-        ``"log"``, ``"logit"``, ``"inverse"``.
+    family : ``"gaussian"``, ``"binomial"``, ``"poisson"``, ``"gamma"``,
+        ``"inverse_gaussian"``, ``"negative_binomial"`` (given ``nb_alpha``) or
+        ``"tweedie"`` (given ``var_power``).
+    link : ``None`` (canonical: identity, logit, log, inverse, inverse_squared; log for
+        the negative binomial and Tweedie) or one of ``"identity"``, ``"log"``,
+        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"inverse"``, ``"inverse_squared"``,
+        ``"sqrt"``; a link that can leave the family's domain is fitted with step
+        halving.
     class_weight : ``None``, ``"balanced"`` (scikit-learn's ``n / (K n_c)``) or a dict
         ``{0: w0, 1: w1}``; binomial with 0/1 labels only; multiplies ``sample_weight``.
     fit_intercept : add an unpenalized intercept.
@@ -237,6 +242,8 @@ class GLM:
         ``"HC0"`` (White's sandwich), ``"HC1"`` (HC0 times ``n / (n - p)``, Stata's; note
         statsmodels' GLM returns HC0 for it) or ``"cluster"`` (scores summed within
         ``fit(groups=...)``, corrected by ``G/(G-1) (n-1)/(n-p)``, as statsmodels).
+    var_power, nb_alpha : the fixed parameters of ``family="tweedie"`` (variance
+        ``mu^var_power``) and ``family="negative_binomial"`` (``mu + nb_alpha mu^2``).
     scale : the dispersion behind the standard errors: ``None`` (1 for binomial and
         Poisson, else Pearson's), ``"X2"`` (Pearson chi² / residual df: the quasi-Poisson
         and quasi-binomial standard errors), ``"dev"`` (deviance / residual df) or a
@@ -253,7 +260,8 @@ class GLM:
                  class_weight=None, fit_intercept: bool = True, alpha: float = 0.0,
                  tol: float = 1e-10, max_iter: int = 100, device: str = "cpu",
                  separation: str = "warn", rank_deficient: str = "raise",
-                 scale=None, cov_type: str = "nonrobust") -> None:
+                 scale=None, cov_type: str = "nonrobust", var_power: float = 1.5,
+                 nb_alpha: float = 1.0) -> None:
         self.family = family
         self.link = link
         self.class_weight = class_weight
@@ -265,6 +273,8 @@ class GLM:
         self.separation = separation
         self.scale = scale
         self.cov_type = cov_type
+        self.var_power = var_power
+        self.nb_alpha = nb_alpha
         self.rank_deficient = rank_deficient
 
     # -- scikit-learn estimator protocol ------------------------------------------------
@@ -304,7 +314,18 @@ class GLM:
         return f"GLM({', '.join(changed)})"
 
     # -- fitting -------------------------------------------------------------------------
+    def _family(self, xp):
+        return make_family(self.family, xp, var_power=self.var_power, nb_alpha=self.nb_alpha)
+
     def _check_params(self) -> None:
+        for name in ("var_power", "nb_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and value >= (0 if name == "var_power" else 1e-12)):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        if self.family == "tweedie" and 0 < self.var_power < 1:
+            raise ValueError(f"var_power: no Tweedie distribution has a power in (0, 1), got "
+                             f"{self.var_power}")
         if self.cov_type not in COV_TYPES:
             raise ValueError(f"cov_type: expected one of {COV_TYPES}, got {self.cov_type!r}")
         if not (self.scale is None or self.scale in ("X2", "dev") or (
@@ -362,7 +383,7 @@ class GLM:
         y = as_float_array(y, "y", ndim=1, dtype=X.dtype)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
-        fam = make_family(self.family, np)
+        fam = self._family(np)
         if not fam.in_support(y).all():
             raise ValueError(f"y: the {self.family} family needs y {fam.support} "
                              f"(min {y.min():g}, max {y.max():g})")
@@ -386,7 +407,7 @@ class GLM:
         fi = int(self.fit_intercept)
         penalty = np.full(X.shape[1] + fi, self.alpha)
         penalty[:fi] = 0.0
-        fam = make_family(self.family, np if self.device == "cpu" else __import__("torch"))
+        fam = self._family(np if self.device == "cpu" else __import__("torch"))
 
         def problem(Xs, ys, ws, offs, pen=penalty, intercept=self.fit_intercept, labels=names):
             return _IRLS(fam, self.link, to, Xs, ys, ws, pen, intercept, labels,
@@ -420,7 +441,7 @@ class GLM:
         if not fi:
             self.null_deviance_ = None
         elif off is None:
-            self.null_deviance_ = float((w * make_family(self.family, np).unit_deviance(
+            self.null_deviance_ = float((w * self._family(np).unit_deviance(
                 y, np.full_like(y, ybar))).sum())
         else:  # the intercept-only model with the same offset, as statsmodels fits it
             self.null_deviance_ = problem(X[:, :0], y, w, off, np.zeros(1), True,
@@ -451,7 +472,7 @@ class GLM:
             _, cluster = np.unique(np.asarray(groups), return_inverse=True)
         elif groups is not None:
             raise ValueError("groups: only used with cov_type='cluster'")
-        fam = make_family(self.family, np)
+        fam = self._family(np)
         link = make_link(self.link, fam, np)
         Xc = np.c_[np.ones(n), X] if self.fit_intercept else np.asarray(X, dtype=np.float64)
         eta = Xc @ beta + (0.0 if off is None else off)
@@ -499,7 +520,7 @@ class GLM:
 
     def predict(self, X, *, offset=None, exposure=None) -> np.ndarray:
         """The mean response ``g^-1(eta)`` (a probability for binomial)."""
-        fam = make_family(self.family, np)
+        fam = self._family(np)
         return make_link(self.link, fam, np).inverse(
             self.decision_function(X, offset=offset, exposure=exposure))
 
@@ -536,7 +557,7 @@ class GLM:
         """D²: the fraction of the null deviance explained (1 is perfect)."""
         y = as_float_array(y, "y", ndim=1)
         w = check_weights(sample_weight, y.shape[0], y.dtype)
-        fam = make_family(self.family, np)
+        fam = self._family(np)
         dev = (w * fam.unit_deviance(y, self.predict(X))).sum()
         ybar = (w * y).sum() / w.sum()
         null = (w * fam.unit_deviance(y, np.full_like(y, ybar))).sum()
@@ -549,7 +570,7 @@ class GLM:
         params = np.r_[[self.intercept_] if self.fit_intercept else [], self.coef_]
         z = params / self.bse_
         p = 2 * scipy.stats.norm.sf(np.abs(z))
-        link_name = make_link(self.link, make_family(self.family, np), np).name
+        link_name = make_link(self.link, self._family(np), np).name
         lines = [f"GLM {self.family} (link {link_name}), {self.n_iter_} IRLS iterations, "
                  f"converged: {self.converged_}",
                  f"deviance {self.deviance_:.6g}, null deviance {self.null_deviance_}, "
