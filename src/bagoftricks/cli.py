@@ -293,7 +293,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         distributed.shutdown()
 
 
-BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau", "loop_overhead")
+BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau", "loop_overhead",
+              "outcome")
 LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
 
 
