@@ -161,3 +161,15 @@ def test_two_gloo_processes_reduce_to_the_union_mean():
     for loss, n in zip(losses, sizes, strict=True):
         single.update(torch.tensor(loss, dtype=torch.float32), n)
     assert results[0] == results[1] == pytest.approx(single.compute(), rel=1e-14)
+
+
+def test_omit_is_the_policy_name_and_skip_its_alias():
+    for name in ("omit", "skip"):
+        acc = LossAccumulator(nan_policy=name)
+        assert acc.nan_policy == "omit"
+        acc.update(torch.tensor(float("nan")), 2)
+        acc.update(torch.tensor(3.0), 2)
+        with pytest.warns(RuntimeWarning, match="skipped 1"):
+            assert acc.compute() == 3.0
+    with pytest.raises(ValueError, match="nan_policy: expected one of"):
+        LossAccumulator(nan_policy="ignore")

@@ -13,7 +13,7 @@ import torch
 
 from . import distributed
 
-_POLICIES = ("raise", "skip")
+_POLICIES = ("raise", "omit", "skip")  # "skip": the former name of "omit", still accepted
 
 
 def _acc_dtype(device: torch.device) -> torch.dtype:
@@ -49,11 +49,12 @@ class LossAccumulator:
 
     Parameters
     ----------
-    nan_policy : {"raise", "skip"}
+    nan_policy : {"raise", "omit"}
         What a non-finite batch loss does. ``"raise"``: ``compute`` raises a
         ``FloatingPointError`` naming the first bad step (checked at read time, since
-        ``update`` never synchronizes). ``"skip"``: the batch is left out of the mean,
-        counted, and ``compute`` warns with the count (also in ``n_skipped``).
+        ``update`` never synchronizes). ``"omit"`` (``"skip"`` is an alias): the batch
+        is left out of the mean, counted, and ``compute`` warns with the count (also in
+        ``n_skipped``).
 
     Example
     -------
@@ -67,7 +68,7 @@ class LossAccumulator:
     def __init__(self, nan_policy: str = "raise") -> None:
         if nan_policy not in _POLICIES:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
-        self.nan_policy = nan_policy
+        self.nan_policy = "omit" if nan_policy == "skip" else nan_policy
         self.reset()
 
     def reset(self) -> None:
@@ -157,7 +158,7 @@ class LossAccumulator:
                      else "on another rank")
             raise FloatingPointError(
                 f"LossAccumulator: {int(n_bad)} non-finite batch loss(es) after {self.steps} "
-                f"steps ({where}); use nan_policy='skip' to leave them out")
+                f"steps ({where}); use nan_policy='omit' to leave them out")
         self.n_skipped = int(n_bad)
         if count == 0:
             raise ValueError("LossAccumulator.compute: no finite loss was accumulated "

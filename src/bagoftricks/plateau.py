@@ -43,7 +43,8 @@ class FluctuationPlateau(ReduceLROnPlateau):
     min_lr : floor of the LR, a number or one per param group.
     cooldown : extra epochs without decisions after a cut.
     mode : ``"min"`` for losses, ``"max"`` for accuracy-like metrics.
-    nan_policy : a non-finite metric ``"raise"``\\ s a ``ValueError`` or is ``"skip"``\\ ped.
+    nan_policy : a non-finite metric ``"raise"``\\ s a ``ValueError`` or is left out
+        (``"omit"``; ``"skip"`` is an alias).
 
     Call ``step(metric)`` once per epoch on every rank: the metric is averaged over ranks
     so every rank takes the same decision.
@@ -70,8 +71,8 @@ class FluctuationPlateau(ReduceLROnPlateau):
             raise ValueError(f"cooldown: expected an int >= 0, got {cooldown!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
-        if nan_policy not in ("raise", "skip"):
-            raise ValueError(f"nan_policy: expected 'raise' or 'skip', got {nan_policy!r}")
+        if nan_policy not in ("raise", "omit", "skip"):
+            raise ValueError(f"nan_policy: expected 'raise' or 'omit', got {nan_policy!r}")
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
         if len(min_lrs) != len(groups) or any(m < 0 for m in min_lrs):
@@ -84,7 +85,7 @@ class FluctuationPlateau(ReduceLROnPlateau):
         self.min_lrs = [float(m) for m in min_lrs]
         # a group added later (add_param_group) gets the scalar floor, or 0
         self._default_min_lr = 0.0 if isinstance(min_lr, (list, tuple)) else float(min_lr)
-        self.nan_policy, self.verbose = nan_policy, verbose
+        self.nan_policy, self.verbose = ("omit" if nan_policy == "skip" else nan_policy), verbose
         self.last_epoch = 0      # metrics seen (skipped ones excluded)
         self.num_cuts = 0
         self.cut_epochs: list[int] = []
@@ -122,10 +123,10 @@ class FluctuationPlateau(ReduceLROnPlateau):
         value = float(metric.item() if isinstance(metric, torch.Tensor) else metric)
         value = distributed.mean_over_ranks(value)
         if not math.isfinite(value):
-            if self.nan_policy == "skip":
+            if self.nan_policy != "raise":
                 return False
             raise ValueError(f"metric: {value} at epoch {self.last_epoch + 1} is not finite "
-                             "(use nan_policy='skip' to ignore such epochs)")
+                             "(use nan_policy='omit' to ignore such epochs)")
         x = self._clip_spike(value if self.mode == "min" else -value)
         self.last_epoch += 1
         self._since_cut += 1
