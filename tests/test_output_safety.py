@@ -241,3 +241,33 @@ def test_check_output_folder_accepts_its_own_marker(tmp_path):
     assert check_output_folder(out, command="demo") == out
     with pytest.raises(ValueError, match="not written by 'bagoftricks fit'"):
         check_output_folder(out, command="fit")
+
+
+def test_predict_replaces_its_own_file_but_no_other(data_csv, tmp_path):
+    model = tmp_path / "model"
+    assert _fit(data_csv, model).exit_code == 0
+    preds = tmp_path / "preds.csv"
+    for _ in range(2):  # a predictions file it wrote is replaced without a flag
+        assert runner.invoke(app, ["predict", str(model), str(data_csv), "--out",
+                                   str(preds)]).exit_code == 0
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = runner.invoke(app, ["predict", str(model), str(data_csv), "--out", str(notes)])
+    _one_line_error(result, "--overwrite")
+    assert notes.read_text() == "mine"
+    assert runner.invoke(app, ["predict", str(model), str(data_csv), "--out", str(notes),
+                               "--overwrite"]).exit_code == 0
+
+
+def test_temporary_names_never_touch_a_sibling_that_already_exists(tmp_path):
+    out = tmp_path / "report"
+    stale = [tmp_path / f".report.tmp-{os.getpid()}", tmp_path / f".report.old-{os.getpid()}"]
+    for folder in stale:  # what the former pid-based names would have deleted
+        folder.mkdir()
+        (folder / "keep.txt").write_text("mine")
+    atomic_folder(out, lambda f: (f / "a.txt").write_text("x"), command="demo")
+    atomic_folder(out, lambda f: (f / "a.txt").write_text("y"), command="demo")
+    assert (out / "a.txt").read_text() == "y"
+    assert all((folder / "keep.txt").read_text() == "mine" for folder in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["report", *(f.name for f in stale)])

@@ -330,12 +330,16 @@ def predict(model_dir: Path = typer.Argument(..., help="A folder written by fit.
             out: Path = typer.Option(..., help="Predictions CSV to write."),
             prior: str = typer.Option("true", help="The class prior the probabilities hold "
                                       "under: true (the training data's), balanced, or "
-                                      "'name=p,name=p' (a deployment prior).")) -> None:
+                                      "'name=p,name=p' (a deployment prior)."),
+            overwrite: bool = typer.Option(False, "--overwrite",
+                                           help="Replace OUT even if predict did not "
+                                           "write it.")) -> None:
     """Predict with a saved model; the columns must match its schema."""
     from .files import check_output_file
-    from .model_io import predict_file
+    from .model_io import is_predictions_file, predict_file
 
-    check_output_file(out, inputs=[data, model_dir])
+    check_output_file(out, inputs=[data, model_dir], ours=is_predictions_file,
+                      overwrite=overwrite)
     n = predict_file(model_dir, data, out, prior)
     typer.echo(f"{n} predictions written to {out}")
 

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,10 @@ import torch
 
 MARKER = ".bagoftricks"
 LOCK = ".lock"
+
+
+def _mark(folder: Path, command: str) -> None:
+    (folder / MARKER).write_text(json.dumps({"command": command}) + "\n")
 
 
 def written_by(folder: Path) -> str | None:
@@ -65,8 +70,11 @@ def check_output_folder(out: str | os.PathLike, *, command: str,
 
 
 def check_output_file(out: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (),
-                      flag: str = "--out") -> Path:
-    """Refuse an output file that is an input, lies inside an input folder, or is a folder."""
+                      ours: Callable[[Path], bool] = lambda path: False,
+                      overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse an output file that is an input, lies inside an input folder, or is a folder;
+    an existing file is replaced only if ``ours(path)`` says this command wrote it, or
+    with ``overwrite``."""
     out = Path(out)
     where = out.resolve()
     for path in inputs:
@@ -76,6 +84,9 @@ def check_output_file(out: str | os.PathLike, *, inputs: Sequence[str | os.PathL
                              "name another file for the output")
     if out.is_dir():
         raise ValueError(f"{flag}: {out} is a folder; name a file for the output")
+    if out.exists() and not overwrite and not ours(out):
+        raise ValueError(f"{flag}: {out} exists and was not written by this command; name "
+                         "a new file, or pass --overwrite to replace it")
     return out
 
 
@@ -91,7 +102,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     renamed to ``path``. The temporary file is removed on any failure, and a full disk is
     reported as such, with the path."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)  # a fresh name: nothing that already existed is touched
+    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -123,19 +136,20 @@ def atomic_folder(out: str | os.PathLike, write: Callable[[Path], None], *,
     and put it at ``out`` in one rename: a failed run never leaves a half-written ``out``
     nor its temporary folder. Check ``out`` with ``check_output_folder`` first."""
     out = Path(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # fresh, unique names beside out: nothing that already existed is touched
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
     try:
-        tmp.mkdir(parents=True)
         write(tmp)
-        (tmp / MARKER).write_text(json.dumps({"command": command}) + "\n")
-        if out.exists():
-            os.replace(out, old)
+        _mark(tmp, command)
+        previous = out.exists()
+        if previous:
+            os.replace(out, old)  # (onto the empty folder made for it)
         try:
             os.replace(tmp, out)
         except BaseException:
-            if old.exists():  # put the previous output back
+            if previous:  # put the previous output back
                 os.replace(old, out)
             raise
     except OSError as err:
@@ -150,7 +164,7 @@ def mark_folder(folder: Path, command: str) -> None:
     """Create ``folder`` (if needed) and mark it as written by ``command``."""
     folder.mkdir(parents=True, exist_ok=True)
     if written_by(folder) != command:
-        (folder / MARKER).write_text(json.dumps({"command": command}) + "\n")
+        _mark(folder, command)
 
 
 @contextmanager

@@ -147,6 +147,15 @@ def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]
     return model.eval(), schema
 
 
+def is_predictions_file(path: Path) -> bool:
+    """True for a CSV that ``predict_file`` wrote (its header starts with ``prediction``)."""
+    try:
+        with open(path, newline="") as f:
+            return next(csv.reader(f), [None])[0] == "prediction"
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
 @torch.no_grad()
 def predict_file(model_dir: Path, data: Path, out: Path, prior: str = "true") -> int:
     """Write predictions for every row of ``data`` to the CSV ``out``; returns the count."""
