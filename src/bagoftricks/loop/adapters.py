@@ -15,13 +15,7 @@ import torch
 
 from ..accumulate import LossAccumulator
 from ..bias import init_bias_
-from ..centralize import (
-    Centralized,
-    _centralize_grad,
-    _coupled_weight_decay,
-    clip_cpu_grads_,
-    clip_grads_,
-)
+from ..centralize import Centralized, clip_cpu_grads_, clip_grads_
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
@@ -153,30 +147,16 @@ class LeslieRescaling(Trick):
 
 
 class Centralization(Trick):
-    """Gradient centralization of every gradient with ``ndim > 1`` (param groups with
-    ``centralize=False`` skipped), after clipping, before the step. With coupled weight
-    decay the optimizer is wrapped in ``Centralized`` instead, whose step also removes
-    ``wd * rowmean(p)`` (the paper's ``GC(grad + wd p)``)."""
+    """Gradient centralization after clipping, before the step: ``Centralized``'s own
+    ``centralize()`` on the run's optimizer (every gradient with ``ndim > 1``, groups
+    with ``centralize=False`` skipped, and with coupled weight decay the paper's
+    ``GC(grad + wd p)``)."""
 
     def setup(self, ctx: Context) -> None:
-        groups = ctx.optimizer.param_groups
-        self.matrices = []
-        if any(_coupled_weight_decay(ctx.optimizer, g) for g in groups):
-            ctx.optimizer = Centralized(ctx.optimizer)
-            return
-        self.matrices = [(p, p.shape[0], 1.0 / (p.numel() // p.shape[0])) for g in groups
-                         if g.get("centralize", True) for p in g["params"] if p.ndim > 1]
+        self.centralizer = Centralized(ctx.optimizer)
 
     def before_optimizer_step(self, ctx: Context) -> None:
-        for p, rows, inverse_cols in self.matrices:  # the hot path: one sum, one sub_
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.is_contiguous() and not grad.is_sparse:
-                view = grad.view(rows, -1)
-                view.sub_(view.sum(1, keepdim=True), alpha=inverse_cols)
-            else:
-                _centralize_grad(grad)
+        self.centralizer.centralize()
 
 
 class Clipping(Trick):
