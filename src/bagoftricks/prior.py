@@ -72,19 +72,17 @@ def prior_shift(from_prior, to_prior, head: str = "softmax") -> np.ndarray:
     Softmax: a class with probability 0 under both priors (one the training data never
     had) gets no shift; a zero under only one of them is an error."""
     if head == "softmax":
-        src, dst = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (from_prior,
-                                                                           to_prior))
-        both_zero = (src == 0) & (dst == 0)
-        check_prior(np.where(both_zero, 1.0, src) / np.where(both_zero, 1.0, src).sum(),
-                    "from_prior")
-        check_prior(np.where(both_zero, 1.0, dst) / np.where(both_zero, 1.0, dst).sum(),
-                    "to_prior", len(src))
-        for name, p in (("from_prior", src), ("to_prior", dst)):
-            if abs(p.sum() - 1) > 1e-6:
-                raise ValueError(f"{name}: the probabilities sum to {p.sum():.6g}, not 1")
-        safe = ~both_zero
+        src = np.asarray(from_prior, dtype=np.float64).reshape(-1)
+        dst = np.asarray(to_prior, dtype=np.float64).reshape(-1)
+        if len(dst) != len(src):
+            raise ValueError(f"to_prior: expected {len(src)} class probabilities, got "
+                             f"{len(dst)}")
+        unseen = (src == 0) & (dst == 0)
+        # the classes some prior covers must each be positive under both
+        check_prior(src[~unseen], "from_prior")
+        check_prior(dst[~unseen], "to_prior")
         shift = np.zeros_like(src)
-        shift[safe] = np.log(dst[safe]) - np.log(src[safe])
+        shift[~unseen] = np.log(dst[~unseen]) - np.log(src[~unseen])
         return shift
     if head == "sigmoid":
         src, dst = (np.asarray(p, dtype=np.float64) for p in (from_prior, to_prior))
