@@ -17,8 +17,9 @@ from rich.table import Table
 
 from . import __version__
 from ._validation import check_choice, check_float, check_int
+from .loop.adapters import BALANCE
 
-BALANCE_CHOICES = ("oversample", "weights", "logit_adjust", "none")
+BALANCE_CHOICES = tuple(b or "none" for b in BALANCE)  # the loop's options, None spelt out
 BALANCE_HELP = ("Class balance: oversample, weights, logit_adjust (the logit-adjusted "
                 "loss) or none; predictions are corrected back to the true prior.")
 OVERWRITE_HELP = "Replace OUT even if it holds files this command did not write."
