@@ -11,6 +11,7 @@ test chose, and the paired difference of "auto" against 1e-3.
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 
 import numpy as np
@@ -33,20 +34,23 @@ def main() -> None:
     warnings.simplefilter("ignore", RuntimeWarning)  # (fallbacks are counted below)
     ds = load("mnist1d")
     tr, va = stratified_split(ds.y, 0.2, 0)
-    print(f"{'optimizer':9s} {'lr':>6s} {'best acc':>16s} {'final acc':>16s} {'lr used':>14s}")
+    print(f"{'optimizer':9s} {'lr':>6s} {'best acc':>16s} {'final acc':>16s} {'lr used':>14s} "
+          f"{'s/run':>6s}")
     for name, make in OPTIMIZERS.items():
         rows = {}
         for lr in (1e-3, 1e-2, "auto"):
             for seed in range(args.seeds):
+                t0 = time.perf_counter()
                 res = fit(tabular_mlp(40, 10, seed=seed), (ds.X[tr], ds.y[tr]),
                           val_data=(ds.X[va], ds.y[va]), epochs=args.epochs, batch_size=64,
                           lr=lr, optimizer=make, tricks=Tricks.none(), seed=seed, log="none")
                 acc = res.history.series("accuracy")
-                rows.setdefault(lr, []).append((max(acc), acc[-1], res.history.epochs[0]["lr"]))
+                rows.setdefault(lr, []).append((max(acc), acc[-1], res.history.epochs[0]["lr"],
+                                                time.perf_counter() - t0))
             a = np.array(rows[lr])
             print(f"{name:9s} {lr!s:>6s} {a[:, 0].mean():.4f} ± {a[:, 0].std():.4f} "
                   f"{a[:, 1].mean():.4f} ± {a[:, 1].std():.4f} "
-                  f"{a[:, 2].min():6.2g}..{a[:, 2].max():<6.2g}")
+                  f"{a[:, 2].min():6.2g}..{a[:, 2].max():<6.2g} {a[:, 3].mean():6.2f}")
         diff = np.array(rows["auto"])[:, 0] - np.array(rows[1e-3])[:, 0]
         print(f"{name}: auto - 1e-3, best accuracy {diff.mean():+.4f} ± {diff.std():.4f}, "
               f"better in {(diff > 0).sum()} of {len(diff)} seeds")
