@@ -24,10 +24,10 @@ def tabular_mlp(in_features: int, out_features: int, hidden: Sequence[int] = (12
 
 
 def last_linear(model: nn.Module) -> nn.Linear | None:
-    """The last ``nn.Linear`` with a bias in ``model.modules()`` order: the output head
-    whose bias the bias-init trick sets (None if there is none)."""
+    """The last ``nn.Linear`` in ``model.modules()`` order: the output head whose bias
+    the bias-init trick sets (None if there is none; its ``bias`` may be None)."""
     last = None
     for module in model.modules():
-        if isinstance(module, nn.Linear) and module.bias is not None:
+        if isinstance(module, nn.Linear):
             last = module
     return last

@@ -95,6 +95,28 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
             "weights": [p.detach().double().flatten().tolist() for p in model.parameters()]}
 
 
+def lightning_oversample(rank: int, world: int) -> dict:
+    """One Lightning DDP epoch (gloo) with the callback's oversampling: the row indices
+    this rank trained on, its head's bias and the logged epoch loss."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0")
+    from lightning.pytorch.strategies import DDPStrategy
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from bagoftricks.integrations.lightning import BagOfTricks
+    from lightning_task import Classifier, data, trainer
+
+    X, y = data()
+    loader = DataLoader(TensorDataset(X, y, torch.arange(len(y))), batch_size=16)
+    module = Classifier()
+    t = trainer([BagOfTricks(balance="oversample", plateau=False, seed=5)], max_epochs=1,
+                devices=world, strategy=DDPStrategy(process_group_backend="gloo"))
+    t.fit(module, loader)
+    return {"index": torch.cat(module.seen_index).tolist(),
+            "bias": module.net[-1].bias.tolist(),
+            "loss": t.callback_metrics["train_loss_epoch"].item()}
+
+
 def main() -> None:
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

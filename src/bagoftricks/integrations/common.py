@@ -1,0 +1,127 @@
+"""What both framework callbacks need: the training labels, the head they initialize,
+the priors a balance choice gives, and the balanced loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..bias import init_bias_
+from ..imbalance import class_weights
+from ..models import last_linear
+from ..prior import effective_prior
+
+BALANCE = (None, "oversample", "weights", "logit_adjust")
+
+
+def find_labels(dataset, labels=None) -> np.ndarray:
+    """The training labels: ``labels`` when given, else the dataset's ``targets`` (torchvision)
+    or ``labels``/``label`` column (Hugging Face ``datasets``), a ``TensorDataset``'s second
+    tensor, or one pass reading ``dataset[i]`` (a pair ``(x, y)`` or a dict with
+    ``"labels"``/``"label"``). Raises ``ValueError`` saying how to pass them otherwise."""
+    if labels is None:
+        labels = _labels_of(dataset)
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    out = np.asarray(labels)
+    if out.ndim != 1 or out.size == 0 or out.dtype.kind not in "biuf":
+        raise ValueError(f"labels: expected a non-empty 1-D numeric array, got shape "
+                         f"{out.shape} of {out.dtype}")
+    if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+        raise ValueError("labels: contain NaN or infinite values")
+    return out
+
+
+def _labels_of(dataset):
+    for name in ("targets", "labels", "label"):
+        value = getattr(dataset, name, None)
+        if value is not None and not callable(value):
+            return value
+    if getattr(dataset, "column_names", None) is not None:  # a datasets.Dataset
+        for name in ("labels", "label"):
+            if name in dataset.column_names:
+                return dataset[name]
+    if isinstance(dataset, torch.utils.data.TensorDataset) and len(dataset.tensors) > 1:
+        return dataset.tensors[1]
+    if dataset is None or not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise ValueError(f"labels: cannot read the training labels from "
+                         f"{type(dataset).__name__} (not a map-style dataset); pass labels=")
+    return [_label_of(dataset[i], type(dataset).__name__) for i in range(len(dataset))]
+
+
+def _label_of(item, name: str):
+    if isinstance(item, dict):
+        for key in ("labels", "label"):
+            if key in item:
+                return np.asarray(item[key]).item()
+    elif isinstance(item, (tuple, list)) and len(item) >= 2:
+        return np.asarray(item[1]).item()
+    raise ValueError(f"labels: the items of {name} are neither (x, y) pairs nor dicts with "
+                     f"'labels'; pass labels=")
+
+
+def head_of(model: nn.Module, labels: np.ndarray) -> tuple[nn.Linear, str]:
+    """The model's last linear layer and its kind: ``"softmax"`` for class indices into
+    its outputs, ``"sigmoid"`` for one output and 0/1 labels, ``"linear"`` otherwise."""
+    head = last_linear(model)
+    if head is None or head.bias is None:
+        raise ValueError(f"model: {type(model).__name__} has no nn.Linear with a bias "
+                         f"as its last linear layer; pass bias_init=False")
+    whole = labels.dtype.kind in "biu" or bool(np.all(labels == np.round(labels)))
+    if head.out_features == 1:
+        binary = whole and set(np.unique(labels).tolist()) <= {0, 1}
+        return head, ("sigmoid" if binary else "linear")
+    if not whole:
+        return head, "linear"
+    if labels.min() < 0 or labels.max() >= head.out_features:
+        raise ValueError(f"labels: class indices must lie in [0, {head.out_features}) for "
+                         f"the head's {head.out_features} outputs; got {labels.min()}.."
+                         f"{labels.max()}")
+    return head, "softmax"
+
+
+class Priors:
+    """The class priors of ``labels`` under a balance choice: ``true`` (the data's),
+    ``effective`` (what the raw logits model), and the loss's ``class_weight`` or
+    ``logit_adjustment`` (None where the choice does not use one)."""
+
+    def __init__(self, labels: np.ndarray, num_classes: int, balance: str | None,
+                 tau: float = 1.0) -> None:
+        if balance not in BALANCE:
+            raise ValueError(f"balance: expected one of {BALANCE}, got {balance!r}")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
+            raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
+        codes = labels.astype(np.int64)
+        self.true = np.bincount(codes, minlength=num_classes) / codes.size
+        self.class_weight = self.logit_adjustment = None
+        weights = None
+        if balance == "weights":
+            weights = class_weights(codes, num_classes=num_classes)
+            self.class_weight = torch.as_tensor(weights, dtype=torch.float32)
+        elif balance == "logit_adjust":
+            log_prior = np.log(np.maximum(self.true, 1e-12))
+            self.logit_adjustment = torch.as_tensor(tau * log_prior, dtype=torch.float32)
+        self.effective = effective_prior(self.true, class_weight=weights,
+                                         oversample=balance == "oversample",
+                                         tau=tau if balance == "logit_adjust" else None)
+
+
+def init_head_(model: nn.Module, labels: np.ndarray, priors: Priors | None) -> str:
+    """Set the head's bias from the labels (the effective prior for softmax) and return
+    the head's kind."""
+    head, kind = head_of(model, labels)
+    if kind == "softmax":
+        init_bias_(head, None, kind, prior=priors.effective)
+    else:
+        init_bias_(head, labels.astype(np.float64), kind)
+    return kind
+
+
+def balanced_loss(logits: torch.Tensor, target: torch.Tensor, priors: Priors) -> torch.Tensor:
+    """Cross-entropy with the balance choice's class weights or logit adjustment."""
+    if priors.logit_adjustment is not None:
+        logits = logits + priors.logit_adjustment.to(logits)
+    weight = None if priors.class_weight is None else priors.class_weight.to(logits)
+    return F.cross_entropy(logits, target, weight=weight)
