@@ -23,6 +23,9 @@ def find_labels(dataset, labels=None) -> np.ndarray:
     ``"labels"``/``"label"``). Raises ``ValueError`` saying how to pass them otherwise."""
     if labels is None:
         labels = _labels_of(dataset)
+    elif hasattr(dataset, "__len__") and len(labels) != len(dataset):
+        raise ValueError(f"labels: {len(labels)} labels for a training set of "
+                         f"{len(dataset)} rows")
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu().numpy()
     out = np.asarray(labels)
@@ -119,9 +122,11 @@ def init_head_(model: nn.Module, labels: np.ndarray, priors: Priors | None) -> s
     return kind
 
 
-def balanced_loss(logits: torch.Tensor, target: torch.Tensor, priors: Priors) -> torch.Tensor:
-    """Cross-entropy with the balance choice's class weights or logit adjustment."""
+def balanced_loss(logits: torch.Tensor, target: torch.Tensor, priors: Priors,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy with the balance choice's class weights or logit adjustment
+    (``"mean"``: the weighted mean, as ``F.cross_entropy(weight=...)``; ``"sum"``)."""
     if priors.logit_adjustment is not None:
         logits = logits + priors.logit_adjustment.to(logits)
     weight = None if priors.class_weight is None else priors.class_weight.to(logits)
-    return F.cross_entropy(logits, target, weight=weight)
+    return F.cross_entropy(logits, target, weight=weight, reduction=reduction)
