@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SUITE = ["oversampling.py", "standardize.py", "centralize.py", "glm.py", "plateau.py",
-         "loop_overhead.py", "outcome.py"]
+         "loop_overhead.py", "outcome.py", "integrations.py"]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

@@ -295,7 +295,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
 
 
 BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau", "loop_overhead",
-              "outcome")
+              "outcome", "integrations")
 LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
 
 
