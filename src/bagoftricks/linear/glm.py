@@ -23,7 +23,9 @@ from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
 from .solve import Gram, solve_normal
-from .validate import as_float_array, check_weights
+from .validate import NotFittedError, as_float_array, as_target, check_weights
+
+POSITIVE_TARGETS = ("poisson", "gamma", "inverse_gaussian", "negative_binomial", "tweedie")
 
 
 class ConvergenceWarning(UserWarning):
@@ -125,6 +127,8 @@ class _IRLS:
             Z[:, 1 + p] = sw * (z if off is None else z - off)
             gram.add(Z)
         A, b = gram.normal_equations(p, bool(self.fi))
+        if not (np.isfinite(A).all() and np.isfinite(b).all()):  # weights over/underflow
+            return None, None, math.inf, math.inf, 0             # far from the domain
         return A + np.diag(self.penalty), b[:, 0], dev, pearson, saturated
 
     def run(self, beta, tol, max_iter):
@@ -138,8 +142,9 @@ class _IRLS:
         are then those of ``beta_k``, a difference far below ``tol``).
         """
         A, b, dev, pearson, saturated = self.sweep(beta)
-        if A is None or not (np.isfinite(A).all() and np.isfinite(b).all()):
-            raise ValueError("X: contains NaN or infinite values")
+        if A is None:
+            raise ValueError("X: contains NaN or infinite values, or values so large that "
+                             "the working weights overflow")
         pen_dev = dev + (float(self.penalty @ beta**2) if beta is not None else 0.0)
         change, it, converged = math.inf, 0, False
         while it < max_iter:
@@ -211,8 +216,29 @@ def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
 COV_TYPES = ("nonrobust", "HC0", "HC1", "cluster")
 
 
+class _BinomialOnly:
+    """A method that exists only for ``family="binomial"``: ``hasattr`` is False for the
+    regressors (scikit-learn's ``available_if``, without importing scikit-learn)."""
+
+    def __init__(self, method) -> None:
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is not None and obj.family != "binomial":
+            raise AttributeError(f"{self.method.__name__}: only for family='binomial' "
+                                 f"(this GLM is {obj.family})")
+        return self.method if obj is None else self.method.__get__(obj, owner)
+
+
 class GLM:
     """A GLM with scikit-learn conventions, exact against statsmodels.
+
+    Binomial is a classifier: ``y`` holds any two labels (``classes_``, sorted; or
+    proportions in [0, 1]), ``predict`` returns labels, ``predict_proba`` the
+    probabilities, ``decision_function`` the linear predictor and ``score`` the accuracy.
+    The other families are regressors: ``predict`` is the mean response, ``score`` D²,
+    and ``linear_predictor`` (every family) the linear predictor.
 
     Parameters
     ----------
@@ -294,14 +320,15 @@ class GLM:
 
     def __sklearn_tags__(self):
         """scikit-learn's tags, built only when scikit-learn asks (it stays optional).
-        Binomial is a classifier (``predict_proba``, ``classes_``), others regressors;
-        ``predict`` always returns the mean response and ``score`` is D²."""
+        Binomial is a classifier, the others regressors; the count and positive families
+        declare positive targets, as scikit-learn's ``PoissonRegressor`` does."""
         from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
 
         binomial = self.family == "binomial"
         return Tags(estimator_type="classifier" if binomial else "regressor",
-                    target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags() if binomial else None,
+                    target_tags=TargetTags(required=True,
+                                           positive_only=self.family in POSITIVE_TARGETS),
+                    classifier_tags=ClassifierTags(multi_class=False) if binomial else None,
                     regressor_tags=None if binomial else RegressorTags())
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -352,20 +379,54 @@ class GLM:
         if self.class_weight is None:
             return w
         if self.family != "binomial" or not np.isin(y, (0, 1)).all():
-            raise ValueError("class_weight: needs family='binomial' and 0/1 labels in y")
-        labels = y.astype(np.int64)
+            raise ValueError("class_weight: needs family='binomial' and two classes in y")
+        labels = y.astype(np.int64)  # 0/1: the positions in classes_
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             cw = balanced_class_weights(labels, classes=np.unique(labels))
             table = dict(zip(np.unique(labels).tolist(), cw.tolist(), strict=True))
-        elif isinstance(self.class_weight, dict):
-            table = {int(k): float(v) for k, v in self.class_weight.items()}
+        elif isinstance(self.class_weight, dict):  # keyed by the labels of y
+            keys = {k.item() if hasattr(k, "item") else k: v
+                    for k, v in self.class_weight.items()}
+            table = {i: float(keys[c]) for i, c in enumerate(self.classes_.tolist())
+                     if c in keys}
         else:
             raise ValueError(f"class_weight: expected None, 'balanced' or a dict, got "
                              f"{self.class_weight!r}")
-        missing = set(np.unique(labels).tolist()) - set(table)
+        missing = [self.classes_[c] for c in np.unique(labels).tolist() if c not in table]
         if missing:
-            raise ValueError(f"class_weight: no weight for classes {sorted(missing)}")
-        return w * np.array([table[0] if 0 in table else 0.0, table.get(1, 0.0)])[labels]
+            raise ValueError(f"class_weight: no weight for classes {missing}")
+        return w * np.array([table.get(0, 0.0), table.get(1, 0.0)])[labels]
+
+    def _target(self, y, X: np.ndarray) -> np.ndarray:
+        """``y`` as floats: binomial labels encoded 0/1 (``classes_`` set), proportions
+        kept; the other families' numbers, checked against the family's support."""
+        y = as_target(y, X.shape[0])
+        if self.family == "binomial":
+            self._classes = np.unique(y)
+            numeric = y.dtype.kind in "biuf"
+            if numeric and len(self._classes) > 2:  # proportions in [0, 1], or an error
+                whole = bool(np.all(self._classes == np.round(self._classes)))
+                if whole or not (0 <= self._classes[0] and self._classes[-1] <= 1):
+                    kind = "multiclass" if whole else "continuous"
+                    raise ValueError(f"y: Only binary classification is supported; the "
+                                     f"target is {kind} ({len(self._classes)} values, "
+                                     f"{self._classes[0]:g}..{self._classes[-1]:g}); "
+                                     f"proportions must lie in [0, 1]")
+            if numeric and (len(self._classes) > 2 or set(self._classes.tolist()) <= {0, 1}):
+                self._classes = np.array([0, 1], dtype=y.dtype)
+                y = as_float_array(y, "y", ndim=1, dtype=X.dtype)
+            elif len(self._classes) != 2:
+                raise ValueError(f"y: the binomial family needs 2 classes, got "
+                                 f"{len(self._classes)} class ({self._classes.tolist()})")
+            else:
+                y = (y == self._classes[1]).astype(X.dtype)
+        else:
+            y = as_float_array(y, "y", ndim=1, dtype=X.dtype)
+        fam = self._family(np)
+        if not fam.in_support(y).all():
+            raise ValueError(f"y: the {self.family} family needs y {fam.support} "
+                             f"(min {y.min():g}, max {y.max():g})")
+        return y
 
     def fit(self, X, y, sample_weight=None, feature_names=None, *, offset=None,
             exposure=None, freq_weight=None, groups=None) -> GLM:
@@ -378,18 +439,24 @@ class GLM:
         ``sum(freq_weight) - rank`` in the dispersion and the standard errors.
         ``groups`` (n,): cluster labels for ``cov_type="cluster"``."""
         self._check_params()
-        # (a non-finite X shows up in the first pass's normal equations: see _IRLS.run)
+        columns = getattr(X, "columns", None)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
-        y = as_float_array(y, "y", ndim=1, dtype=X.dtype)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
-        fam = self._family(np)
-        if not fam.in_support(y).all():
-            raise ValueError(f"y: the {self.family} family needs y {fam.support} "
-                             f"(min {y.min():g}, max {y.max():g})")
+        if not np.isfinite(X.sum()) and not np.isfinite(X).all():  # one cheap pass
+            raise ValueError("X: contains NaN or infinite values")
+        if X.shape[0] < 2:
+            raise ValueError(f"X: 1 sample (n_samples = {X.shape[0]}); a GLM needs at least 2")
+        y = self._target(y, X)
+        if columns is not None and all(isinstance(c, str) for c in columns):
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+            feature_names = feature_names if feature_names is not None else list(columns)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         off = _offset(offset, exposure, X.shape[0], X.dtype)
         freq = check_weights(freq_weight, X.shape[0], X.dtype)
         w = self._weights(y, sample_weight) * freq
+        if self.family == "binomial" and not ((w * y).sum() > 0 and (w * (1 - y)).sum() > 0):
+            raise ValueError("y: only one class has positive weight; the binomial family "
+                             "needs 2 classes")
         if self.family == "binomial":  # the positive rate of the data, and the one fitted
             base = freq if sample_weight is None else freq * np.asarray(
                 sample_weight, dtype=np.float64)
@@ -504,37 +571,49 @@ class GLM:
     # -- using the fit -------------------------------------------------------------------
     def _check_fitted(self, X) -> np.ndarray:
         if not hasattr(self, "coef_"):
-            raise RuntimeError("GLM: call fit before predicting")
+            raise NotFittedError("GLM: call fit before predicting")
         X = as_float_array(X, "X", ndim=2)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X: has {X.shape[1]} columns, the model was fitted on "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {X.shape[1]} features, but GLM is expecting "
+                             f"{self.n_features_in_} features as input")
         return X
 
-    def decision_function(self, X, *, offset=None, exposure=None) -> np.ndarray:
+    def linear_predictor(self, X, *, offset=None, exposure=None) -> np.ndarray:
         """The linear predictor ``eta = X coef + intercept (+ offset + log exposure)``."""
         X = self._check_fitted(X)
         off = _offset(offset, exposure, X.shape[0], X.dtype)
         eta = X @ self.coef_ + self.intercept_
         return eta if off is None else eta + off
 
-    def predict(self, X, *, offset=None, exposure=None) -> np.ndarray:
-        """The mean response ``g^-1(eta)`` (a probability for binomial)."""
+    def predict_mean(self, X, *, offset=None, exposure=None) -> np.ndarray:
+        """The mean response ``g^-1(eta)`` (for binomial, the probability of
+        ``classes_[1]``)."""
         fam = self._family(np)
         return make_link(self.link, fam, np).inverse(
-            self.decision_function(X, offset=offset, exposure=exposure))
+            self.linear_predictor(X, offset=offset, exposure=exposure))
 
+    def predict(self, X, *, offset=None, exposure=None) -> np.ndarray:
+        """Regressors: the mean response. Binomial: the more probable label of
+        ``classes_`` (probability of ``classes_[1]`` above 0.5)."""
+        mean = self.predict_mean(X, offset=offset, exposure=exposure)
+        return self.classes_[(mean > 0.5).astype(np.int64)] if self.family == "binomial" \
+            else mean
+
+    @_BinomialOnly
+    def decision_function(self, X, *, offset=None, exposure=None) -> np.ndarray:
+        """Binomial: the linear predictor (positive favours ``classes_[1]``)."""
+        return self.linear_predictor(X, offset=offset, exposure=exposure)
+
+    @_BinomialOnly
     def predict_proba(self, X, prior=None) -> np.ndarray:
-        """Binomial only: ``(n, 2)`` probabilities of classes 0 and 1.
+        """``(n, 2)`` probabilities of ``classes_[0]`` and ``classes_[1]``.
 
         ``prior``: ``None`` (as fitted), ``"true"`` (the data's positive rate, undoing
         ``class_weight``), ``"balanced"`` (0.5) or a positive rate in (0, 1). The logit
         link's intercept moves by King & Zeng's prior correction
         ``log(τ/(1−τ)) − log(ȳ/(1−ȳ))``, ȳ the positive rate the fit saw (weighted)."""
-        if self.family != "binomial":
-            raise ValueError("predict_proba: only for family='binomial'")
         if prior is None:
-            p = self.predict(X)
+            p = self.predict_mean(X)
             return np.stack([1 - p, p], axis=1)
         if self.link not in (None, "logit"):  # None: binomial's canonical link, the logit
             raise ValueError(f"prior: the prior correction is exact for the logit link only, "
@@ -543,18 +622,27 @@ class GLM:
         if isinstance(target, str) or target is None:
             raise ValueError(f"prior: expected None, 'true', 'balanced' or a rate in (0, 1), "
                              f"got {prior!r}")
-        eta = self.decision_function(X) + prior_shift(self.effective_prior_, target, "sigmoid")
+        eta = self.linear_predictor(X) + prior_shift(self.effective_prior_, target, "sigmoid")
         p = 1 / (1 + np.exp(-eta))
         return np.stack([1 - p, p], axis=1)
 
     @property
     def classes_(self) -> np.ndarray:
+        """Binomial: the two labels of ``y``, sorted (``[0, 1]`` for 0/1 or proportions)."""
         if self.family != "binomial":
-            raise AttributeError("classes_: only for family='binomial'")
-        return np.array([0, 1])
+            raise AttributeError(f"classes_: only for family='binomial' (this GLM is "
+                                 f"{self.family})")
+        if not hasattr(self, "_classes"):
+            raise NotFittedError("GLM: call fit before classes_")
+        return self._classes
 
     def score(self, X, y, sample_weight=None) -> float:
-        """D²: the fraction of the null deviance explained (1 is perfect)."""
+        """Binomial: the (weighted) accuracy. Regressors: D², the fraction of the null
+        deviance explained (1 is perfect), as scikit-learn's ``PoissonRegressor``."""
+        if self.family == "binomial":
+            labels = as_target(y, len(y))
+            w = check_weights(sample_weight, labels.shape[0], np.float64)
+            return float((w * (self.predict(X) == labels)).sum() / w.sum())
         y = as_float_array(y, "y", ndim=1)
         w = check_weights(sample_weight, y.shape[0], y.dtype)
         fam = self._family(np)
@@ -566,7 +654,7 @@ class GLM:
     def summary(self) -> str:
         """A table of coefficients, standard errors, z (or t) values and p-values."""
         if not hasattr(self, "coef_"):
-            raise RuntimeError("GLM: call fit before summary")
+            raise NotFittedError("GLM: call fit before summary")
         params = np.r_[[self.intercept_] if self.fit_intercept else [], self.coef_]
         z = params / self.bse_
         p = 2 * scipy.stats.norm.sf(np.abs(z))
