@@ -93,14 +93,17 @@ class _Forward:
 
 
 @contextlib.contextmanager
-def data_parallel(model: torch.nn.Module):
+def data_parallel(model: torch.nn.Module, device: torch.device | None = None):
     """A callable forward through ``DistributedDataParallel(model)`` when distributed
-    (else ``model`` itself), whose wrapper is freed on exit: a DDP reducer collected
-    after the process group is destroyed aborts the process ("terminate called ...")."""
+    (else ``model`` itself; on a GPU, this rank's), whose wrapper is freed on exit: a DDP
+    reducer collected after the process group is destroyed aborts the process
+    ("terminate called ...")."""
     if not is_distributed():
         yield model
         return
-    forward = _Forward(torch.nn.parallel.DistributedDataParallel(model))
+    on_gpu = device is not None and device.type == "cuda"
+    forward = _Forward(torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if on_gpu else None))
     try:
         yield forward
     finally:

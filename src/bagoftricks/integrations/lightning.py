@@ -46,10 +46,11 @@ from torch.utils.data import DataLoader
 
 from ..accumulate import LossAccumulator
 from ..centralize import Centralized
+from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
 from ..standardize import RunningStandardizer, Standardize
-from .common import Priors, balanced_loss, find_labels, head_of, init_head_
+from .common import Priors, balanced_loss, head_of, init_head_
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
 
@@ -97,7 +98,7 @@ class BagOfTricks(pl.Callback):
         loader = _train_loader(trainer) if needs_loader else None
         labels = None
         if self.bias_init or self.balance:
-            labels = find_labels(getattr(loader, "dataset", None), self.labels)
+            labels = dataset_labels(getattr(loader, "dataset", None), self.labels)
         if labels is not None:
             head, kind = head_of(pl_module, labels)
             if kind == "softmax":

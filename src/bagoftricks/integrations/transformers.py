@@ -34,8 +34,9 @@ import torch
 from transformers import TrainerCallback
 
 from ..centralize import Centralized
+from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
-from .common import Priors, balanced_loss, find_labels, head_of, init_head_
+from .common import Priors, balanced_loss, head_of, init_head_
 
 STATE_FILE = "bagoftricks.json"
 
@@ -74,7 +75,7 @@ class BagOfTricksCallback(TrainerCallback):
                        lr_scheduler=None, train_dataloader=None, **kwargs):
         labels = None
         if self.bias_init or self.balance:
-            labels = find_labels(getattr(train_dataloader, "dataset", None), self.labels)
+            labels = dataset_labels(getattr(train_dataloader, "dataset", None), self.labels)
             head, kind = head_of(model, labels)
             if kind == "softmax":
                 self.priors = Priors(labels, head.out_features, self.balance, self.tau)

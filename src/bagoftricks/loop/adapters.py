@@ -9,6 +9,7 @@ centralizing step; the plateau scheduler last, on the final optimizer).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -57,15 +58,20 @@ class LossAccumulation(Trick):
 
 class Standardization(Trick):
     """Batch-at-a-time standardization: per-feature mean and std from one float64 pass
-    over ``X``; each batch is standardized as it is drawn (no standardized copy), by the
+    over the inputs (per channel for ``N x C x ...`` inputs, unless ``dim`` says
+    otherwise); each batch is standardized as it is drawn (no standardized copy), by the
     float32 ``Standardize`` layer the saved model also uses. Recomputed on resume."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         self.dim = dim
 
     def setup(self, ctx: Context) -> None:
-        ctx.standardizer = RunningStandardizer(dim=self.dim).fit(ctx.X.split(65536))
-        ctx.prepare = Standardize(ctx.standardizer).forward  # no module-call overhead
+        chunks = ctx.inputs()
+        first = next(chunks)
+        dim = self.dim if self.dim is not None else (1 if first.ndim > 2 else -1)
+        ctx.standardizer = RunningStandardizer(dim=dim).fit(itertools.chain([first], chunks))
+        layer = Standardize(ctx.standardizer).to(ctx.device)
+        ctx.prepare = layer.forward  # no module-call overhead
 
 
 class Oversampling(Trick):

@@ -14,10 +14,12 @@ from ..files import atomic_save
 CHECKPOINT = "checkpoint.pt"
 
 
-def digest(X: torch.Tensor, y: torch.Tensor) -> str:
-    """A content hash of a dataset (dtype, shape and bytes of ``X`` and ``y``)."""
+def digest(*tensors: torch.Tensor, extra: str = "") -> str:
+    """A content hash of a dataset: ``extra``, then the dtype, shape and bytes of each
+    tensor (``X`` and ``y``, or a dataset's labels and sample items)."""
     h = hashlib.blake2b(digest_size=16)
-    for t in (X, y):
+    h.update(extra.encode())
+    for t in tensors:
         a = t.detach().cpu().contiguous().numpy()
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(memoryview(a).cast("B"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -11,17 +11,22 @@ from ..metrics import classification_metrics, regression_metrics
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: tuple, prepare: Callable, head: str,
+def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
              num_classes: int | None, shift: nn.Module | None = None) -> dict:
-    """``val_loss`` and the metrics of ``model`` on ``data = (X, y)``, in eval mode (the
-    model is put back in train mode); ``shift`` moves a classifier's logits to the prior
-    it predicts under (see ``FitResult.predictor``)."""
+    """``val_loss`` and the metrics of ``model`` on the ``(x, y)`` batches of the
+    validation data, in eval mode (the model is put back in train mode); ``shift`` moves
+    a classifier's logits to the prior it predicts under (see ``FitResult.predictor``).
+    The metrics are computed on the CPU, once."""
     model.eval()
-    X, y = data
-    out = torch.cat([model(prepare(xb)) for xb in X.split(8192)])
+    outs, ys = [], []
+    for xb, yb in batches:
+        outs.append(model(prepare(xb)).float())
+        ys.append(yb)
+    out, y = torch.cat(outs), torch.cat(ys)
     if shift is not None:
         out = shift(out)
     model.train()
+    out, y = out.cpu(), y.cpu()
     if head == "softmax":
         if num_classes > out.shape[1]:
             raise ValueError(f"val_data: label {num_classes - 1} is beyond the model's "

@@ -26,6 +26,7 @@ from . import checkpoint
 from .adapters import Tricks
 from .best import best_tracker
 from .evaluate import evaluate
+from .inputs import TensorInput, as_input, check_precision, resolve_device
 from .log import Logger
 from .protocol import Context, FitResult, History, Trick
 
@@ -38,13 +39,28 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
         checkpoint_every: int | None = None, seed: int = 0,
         callbacks: Sequence[Callable] = (), log: str = "auto",
-        keep_best: str | tuple | None = "auto", patience: int | None = None) -> FitResult:
-    """Train ``model`` on ``train_data = (X, y)`` with ``tricks``.
+        keep_best: str | tuple | None = "auto", patience: int | None = None,
+        labels=None, device="auto", precision: str = "32", compile: bool | dict = False,
+        loader_options: dict | None = None) -> FitResult:
+    """Train ``model`` on ``train_data`` with ``tricks``.
 
     Parameters
     ----------
-    train_data, val_data : ``(X, y)`` arrays or tensors; ``y`` integer class labels
-        (cross-entropy over the model's outputs) or floats (regression, MSE).
+    train_data, val_data : ``(X, y)`` arrays or tensors (batches indexed on the device:
+        the fast path), or map-style Datasets of ``(x, y)`` items (read through a
+        DataLoader with ``loader_options``); ``y`` integer class labels (cross-entropy
+        over the model's outputs) or floats (regression, MSE). Inputs of any shape:
+        ``N x C x ...`` inputs are standardized per channel.
+    labels : the training Dataset's labels (default: its ``targets``, a
+        ``TensorDataset``'s second tensor, or one pass over its items).
+    device : ``"auto"`` (this rank's GPU under torchrun, else CUDA, MPS, the CPU) or a
+        device; the model is moved there.
+    precision : ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a
+        ``GradScaler``: unscale, then the tricks' clipping and centralization, then the
+        step; GPU only).
+    compile : ``True`` (or ``torch.compile`` keyword arguments) compiles the forward pass.
+    loader_options : DataLoader options for Dataset inputs (``num_workers``,
+        ``pin_memory``, ``persistent_workers``, ``prefetch_factor``, ...).
     loss : ``"auto"``, ``"cross_entropy"`` or ``"mse"``.
     optimizer : a function of the parameters and ``lr`` returning a torch optimizer
         (default RAdam).
@@ -70,12 +86,17 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         The model, the ``History``, the best epoch and the fitted standardizer
         (``result.predictor`` applies it).
     """
-    X, y = _pair(train_data, "train_data")
+    device = resolve_device(device)
+    if device.type == "cuda":  # NCCL and DDP work on the current device
+        torch.cuda.set_device(device)
+    autocast_dtype = check_precision(precision, device)
+    train = as_input(train_data, labels, device, loader_options, "train_data")
+    y = train.labels
     head, k = ("softmax", int(y.max()) + 1) if not y.is_floating_point() else ("linear", None)
     if val_data is not None:
-        val_data = _pair(val_data, "val_data")
+        val_data = as_input(val_data, None, device, loader_options, "val_data")
         if head == "softmax":  # a class seen only in validation still counts
-            k = max(k, int(val_data[1].max()) + 1)
+            k = max(k, int(val_data.labels.max()) + 1)
     loss = check_choice("loss", loss, ("auto", "cross_entropy", "mse"))
     if loss == "auto":
         loss = "cross_entropy" if head == "softmax" else "mse"
@@ -92,23 +113,29 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     auto_lr = lr == "auto"
     if not auto_lr:
         check_float("lr", lr, positive=True)
+    if auto_lr and not isinstance(train, TensorInput):
+        raise ValueError("lr: 'auto' needs train_data as (X, y) tensors; give a number "
+                         "for a Dataset")
     make_optimizer = optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr))
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
-    ctx = Context(model, make_optimizer(model.parameters(), 1e-3 if auto_lr else lr), X, y,
-                  head, k, prior,
+    model.to(device)
+    ctx = Context(model, make_optimizer(model.parameters(), 1e-3 if auto_lr else lr),
+                  train.inputs, y, head, k, prior,
                   ShuffleSampler(len(y), seed, num_replicas=world, rank=rank), batch_size,
-                  seed, epochs, world, rank, true_prior=prior)
+                  seed, epochs, world, rank, true_prior=prior, device=device)
     for trick in tricks:
         trick.setup(ctx)
+    class_weight, adjustment = (None if t is None else t.to(device)
+                                for t in (ctx.class_weight, ctx.logit_adjustment))
     if auto_lr and not resume:  # (a resumed run takes its LR from the checkpoint)
-        found = lr_find(model, (X, y), loss=loss, optimizer=make_optimizer,
+        found = lr_find(model, (train.X, y), loss=loss, optimizer=make_optimizer,
                         batch_size=batch_size, prepare=ctx.prepare,
                         logit_adjustment=ctx.logit_adjustment, seed=seed).suggestion
         for group in ctx.optimizer.param_groups:  # every rank takes the same LR
             group["lr"] = distributed.mean_over_ranks(found)
     # validation scores the model as it will predict: under the training data's prior
     to_true = None if head != "softmax" or torch.equal(ctx.prior, prior) else PriorShift(
-        ctx.prior, prior)
+        ctx.prior, prior).to(device)
     epoch_start, before_step, batch_end, epoch_end = (
         [getattr(t, hook) for t in tricks if getattr(type(t), hook) is not getattr(Trick, hook)]
         for hook in ("on_epoch_start", "before_optimizer_step", "on_batch_end", "on_epoch_end"))
@@ -116,14 +143,18 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     run = {"lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
            "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
            "keep_best": best and (best.metric, best.mode), "patience": patience,
-           "train_data": checkpoint.digest(X, y),
-           "val_data": checkpoint.digest(*val_data) if val_data is not None else None}
+           "train_data": train.digest(),
+           "val_data": val_data.digest() if val_data is not None else None,
+           "precision": precision}
+    scaler = torch.amp.GradScaler(device.type) if precision == "16" else None
     path = Path(checkpoint_dir) / checkpoint.CHECKPOINT if checkpoint_dir is not None else None
     history, start_epoch, start_step, stopped = History(), 0, 0, False
     if resume and path is not None and path.exists():
         state = checkpoint.load(path, run, epochs)
         model.load_state_dict(state["model"])
         ctx.optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None:
+            scaler.load_state_dict(state["scaler"])
         for trick in tricks:
             if trick.state_key is not None:
                 trick.load_state_dict(state["tricks"][trick.state_key])
@@ -140,6 +171,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         if rank == 0:
             checkpoint.save(path, {
                 "model": model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "tricks": states, "rng": torch.get_rng_state(), "run": run,
                 "history": history.epochs, "epoch": epoch, "step": step,
                 "best": best.state_dict() if best is not None else None, "stopped": stopped})
@@ -147,7 +179,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     opt, prepare, logger = ctx.optimizer, ctx.prepare, Logger(log if rank == 0 else "none", epochs)
-    with distributed.data_parallel(model) as net:
+    autocast = torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None)
+    with distributed.data_parallel(model, device) as net:
+        if compile:
+            net = torch.compile(net, **(compile if isinstance(compile, dict) else {}))
         for epoch in range(start_epoch, epochs):
             if stopped:  # early-stopped before a resume
                 break
@@ -157,22 +192,31 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             t0 = time.perf_counter()
             logger.start(epoch, len(batches))
             model.train()
-            for step in range(start_step, len(batches)):
-                batch, mine = batches[step]
-                out = net(prepare(X[mine]))
-                if ctx.logit_adjustment is not None:  # the logit-adjusted loss
-                    out = out + ctx.logit_adjustment
-                target = y[mine] if loss == "cross_entropy" else y[mine].reshape(out.shape)
-                mean, weight = weighted_loss(out, target, loss, class_weight=ctx.class_weight,
-                                             return_weight=True)
+            for step, (xb, yb) in enumerate(train.epoch(batches, start_step), start_step):
+                with autocast:
+                    out = net(prepare(xb))
+                    if adjustment is not None:  # the logit-adjusted loss
+                        out = out + adjustment
+                    target = yb if loss == "cross_entropy" else yb.reshape(out.shape)
+                    mean, weight = weighted_loss(out.float(), target, loss,
+                                                 class_weight=class_weight, return_weight=True)
                 opt.zero_grad()
                 # DDP averages gradients over ranks: scale so the average is the gradient
                 # of the whole global batch's mean (exactly the one-process run's)
-                (mean * distributed.rank_share(weight, len(batch)) if world > 1
-                 else mean).backward()
+                scaled = (mean * distributed.rank_share(weight, len(batches[step][0]))
+                          if world > 1 else mean)
+                if scaler is None:
+                    scaled.backward()
+                else:  # unscaled before the tricks clip and centralize
+                    scaler.scale(scaled).backward()
+                    scaler.unscale_(opt)
                 for hook in before_step:
                     hook(ctx)
-                opt.step()
+                if scaler is None:
+                    opt.step()
+                else:
+                    scaler.step(opt)
+                    scaler.update()
                 for hook in batch_end:
                     hook(ctx, mean.detach(), weight)
                 logger.advance()
@@ -182,7 +226,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             start_step = 0
             record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
             if val_data is not None:
-                record.update(evaluate(model, val_data, prepare, head, k, to_true))
+                with autocast:
+                    record.update(evaluate(model, val_data.validation(), prepare, head, k,
+                                           to_true))
             for hook in epoch_end:
                 hook(ctx, record)
             record["seconds"] = time.perf_counter() - t0
@@ -197,18 +243,6 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         model.load_state_dict(best.weights)
     return FitResult(model, history, ctx.standardizer, task, k,
                      best and best.epoch, best and best.value, prior, ctx.prior)
-
-
-def _pair(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X float32, y)`` as tensors of the same, non-zero length."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name}: expected a pair (X, y), got {type(data).__name__}")
-    X, y = (torch.as_tensor(a) for a in data)
-    if len(X) != len(y):
-        raise ValueError(f"{name}: X has {len(X)} rows but y has {len(y)}")
-    if len(X) == 0:
-        raise ValueError(f"{name}: no rows")
-    return X.float(), (y if not y.is_floating_point() else y.float())
 
 
 def _check_tricks(tricks: list, checkpointing: bool) -> None:

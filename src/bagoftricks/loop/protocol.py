@@ -22,7 +22,7 @@ Stateful tricks define ``state_key`` (unique), ``state_dict()`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -35,16 +35,17 @@ from ..standardize import RunningStandardizer, Standardize
 
 @dataclass
 class Context:
-    """What a trick sees and may change. ``X``/``y`` are the training data (every rank
-    holds them); ``head`` is ``"softmax"`` (classification) or ``"linear"``
-    (regression); ``true_prior`` the training labels' class distribution and ``prior``
-    the one the raw logits model (the effective prior, once a balance trick changed
-    it; None for regression); ``logit_adjustment`` is added to the logits inside the
-    loss (the logit-adjusted loss)."""
+    """What a trick sees and may change. ``inputs()`` iterates over the training inputs
+    in CPU chunks (one pass; every rank sees them all) and ``y`` holds the training
+    labels (CPU); ``device`` is where the model trains; ``head`` is ``"softmax"``
+    (classification) or ``"linear"`` (regression); ``true_prior`` the training labels'
+    class distribution and ``prior`` the one the raw logits model (the effective prior,
+    once a balance trick changed it; None for regression); ``logit_adjustment`` is added
+    to the logits inside the loss (the logit-adjusted loss)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    X: torch.Tensor
+    inputs: Callable[[], Iterator[torch.Tensor]]
     y: torch.Tensor
     head: str
     num_classes: int | None
@@ -60,6 +61,7 @@ class Context:
     logit_adjustment: torch.Tensor | None = None
     standardizer: RunningStandardizer | None = None
     true_prior: torch.Tensor | None = None
+    device: torch.device = torch.device("cpu")
 
 
 class Trick:

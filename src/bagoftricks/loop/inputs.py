@@ -1,0 +1,166 @@
+"""The training inputs ``fit`` takes, behind one interface, and where it trains.
+
+- ``TensorInput``: ``(X, y)`` arrays or tensors held in memory; each batch is indexed
+  out of a tensor already on the device (the fast path: no DataLoader).
+- ``DatasetInput``: any map-style ``Dataset`` returning ``(x, y)``; batches come from one
+  DataLoader whose batch sampler is the run's sampler (so the samplers own the batch
+  order for both kinds), with the caller's ``num_workers``/``pin_memory``/... options.
+
+Both give the labels (CPU, for the tricks' setup), a pass over the inputs (for the
+standardization statistics), the batches of an epoch from a position inside it, the
+validation batches, and a content digest that ties checkpoints to their data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..labels import dataset_labels
+from .checkpoint import digest
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+LOADER_OPTIONS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
+                  "worker_init_fn", "multiprocessing_context", "timeout")
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"``: this process's GPU under torchrun (``LOCAL_RANK``), else CUDA, else
+    MPS, else the CPU. Anything else must name a device that is available here."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: {device!r} is not a device (use 'auto', 'cpu', 'cuda', "
+                         f"'cuda:1', 'mps')") from None
+    if resolved.type == "cuda" and not (torch.cuda.is_available() and (
+            resolved.index is None or resolved.index < torch.cuda.device_count())):
+        raise ValueError(f"device: {device!r} is not available here (CUDA devices: "
+                         f"{torch.cuda.device_count()})")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                       and torch.backends.mps.is_available()):
+        raise ValueError(f"device: {device!r} is not available here")
+    return resolved
+
+
+def check_precision(precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` (None for full precision)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {tuple(PRECISIONS)}, got {precision!r}")
+    if precision == "16" and device.type == "cpu":
+        raise ValueError("precision: '16' (float16 with a GradScaler) needs a GPU; use "
+                         "'bf16' on the CPU")
+    return PRECISIONS[precision]
+
+
+class TensorInput:
+    """``(X, y)`` in memory: CPU copies for setup, device copies for the batches."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, device: torch.device) -> None:
+        self.X, self.labels, self.device = X, y, device
+        self._X, self._y = X.to(device), y.to(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def inputs(self, chunk: int = 65536) -> Iterator[torch.Tensor]:
+        return iter(self.X.split(chunk))
+
+    def epoch(self, batches: list, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _, mine in batches[start:]:
+            mine = mine.to(self.device)
+            yield self._X[mine], self._y[mine]
+
+    def validation(self, size: int = 8192):
+        return zip(self._X.split(size), self._y.split(size), strict=True)
+
+    def digest(self) -> str:
+        return digest(self.X, self.labels)
+
+
+class _Batches:
+    """A batch sampler whose batches are replaced each epoch (one DataLoader, so
+    persistent workers survive from epoch to epoch)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class DatasetInput:
+    """A map-style ``Dataset`` of ``(x, y)`` items, read through a DataLoader."""
+
+    def __init__(self, dataset: Dataset, labels, device: torch.device,
+                 loader_options: dict | None, name: str) -> None:
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"{name}: expected (X, y) or a map-style Dataset, got "
+                            f"{type(dataset).__name__}")
+        options = dict(loader_options or {})
+        unknown = set(options) - set(LOADER_OPTIONS)
+        if unknown:
+            raise ValueError(f"loader_options: unknown {sorted(unknown)}; expected some of "
+                             f"{LOADER_OPTIONS}")
+        self.dataset, self.device, self.options = dataset, device, options
+        found = torch.as_tensor(dataset_labels(dataset, labels))
+        self.labels = found.float() if found.is_floating_point() else found.long()
+        self._sampler = _Batches()
+        self._loader = DataLoader(dataset, batch_sampler=self._sampler, **options)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _moved(self, loader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        blocking = not self.options.get("pin_memory", False)
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            yield (x.to(self.device, non_blocking=not blocking).float(),
+                   y.to(self.device, non_blocking=not blocking))
+
+    def inputs(self, chunk: int = 4096) -> Iterator[torch.Tensor]:
+        for x, _ in self._moved(DataLoader(self.dataset, batch_size=chunk, **self.options)):
+            yield x.cpu()
+
+    def epoch(self, batches: list, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self._sampler.batches = [mine.tolist() for _, mine in batches[start:]]
+        return self._moved(self._loader)
+
+    def validation(self, size: int = 4096):
+        return self._moved(DataLoader(self.dataset, batch_size=size, **self.options))
+
+    def digest(self) -> str:
+        """The labels, the length, the type and three items (first, middle, last): a
+        dataset is not hashed whole (it may not fit in memory)."""
+        n = len(self.dataset)
+        items = [self.dataset[i] for i in sorted({0, n // 2, n - 1})]
+        return digest(self.labels, *(torch.as_tensor(item[0]) for item in items),
+                      extra=f"{type(self.dataset).__qualname__}{n}")
+
+
+def as_input(data, labels, device: torch.device, loader_options, name: str):
+    """``data`` as a ``TensorInput`` (a pair) or a ``DatasetInput`` (a Dataset)."""
+    if isinstance(data, (tuple, list)):
+        if labels is not None:
+            raise ValueError(f"labels: only for a Dataset; {name} is a pair (X, y)")
+        if len(data) != 2:
+            raise TypeError(f"{name}: expected a pair (X, y), got {len(data)} items")
+        X, y = (torch.as_tensor(a) for a in data)
+        if len(X) != len(y):
+            raise ValueError(f"{name}: X has {len(X)} rows but y has {len(y)}")
+        if len(X) == 0:
+            raise ValueError(f"{name}: no rows")
+        return TensorInput(X.float(), y.float() if y.is_floating_point() else y, device)
+    return DatasetInput(data, labels, device, loader_options, name)
+
