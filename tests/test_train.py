@@ -22,14 +22,16 @@ def _run(*args, expect_kill=False):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("kill_at", [7, 46])  # mid-epoch: before and after mid-epoch saves
-def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_at):
-    # 240 samples oversampled to ~420 per epoch, batches of 16: ~27 steps an epoch
-    _run(tmp_path / "a", tmp_path / "full.pt")
-    _run(tmp_path / "b", tmp_path / "never.pt", "--kill-at-step", kill_at, expect_kill=True)
+@pytest.mark.parametrize("kill_at, kind", [(7, "--tensors"), (46, "--tensors"),
+                                           (46, "--dataset")])  # before/after mid-epoch saves
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, kill_at, kind):
+    # 240 samples, batches of 16: 15 steps an epoch
+    _run(tmp_path / "a", tmp_path / "full.pt", kind)
+    _run(tmp_path / "b", tmp_path / "never.pt", "--kill-at-step", kill_at, kind,
+         expect_kill=True)
     assert not (tmp_path / "never.pt").exists()
     assert (tmp_path / "b" / "checkpoint.pt").exists()
-    _run(tmp_path / "b", tmp_path / "resumed.pt", "--resume")
+    _run(tmp_path / "b", tmp_path / "resumed.pt", "--resume", kind)
     full = torch.load(tmp_path / "full.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert full["history"] == resumed["history"]

@@ -1,7 +1,8 @@
 """Run ``fit`` in a subprocess; optionally SIGKILL itself at a given optimizer step.
 
-Usage: train_worker.py CHECKPOINT_DIR OUT.pt [--resume] [--kill-at-step N]
-Writes the final model state and history to OUT.pt.
+Usage: train_worker.py CHECKPOINT_DIR OUT.pt [--resume] [--kill-at-step N] [--dataset]
+Writes the final model state and history to OUT.pt. ``--dataset`` passes the data as a
+plain map-style Dataset (labels found by one pass) instead of tensors.
 """
 
 import os
@@ -22,6 +23,23 @@ def data():
     return X, y
 
 
+class Rows(torch.utils.data.Dataset):
+    """(x, y) items and nothing else: no ``targets``, so ``fit`` reads the labels."""
+
+    def __init__(self, X, y):
+        self.X, self.y = torch.as_tensor(X), torch.as_tensor(y)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.X[i], self.y[i]
+
+
+def inputs(X, y, dataset: bool):
+    return Rows(X, y) if dataset else (X, y)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     ckpt, out = sys.argv[1], sys.argv[2]
@@ -40,7 +58,9 @@ def main() -> None:
         torch.optim.RAdam.step = step
     X, y = data()
     model = tabular_mlp(6, 2, (16,), seed=0)
-    result = fit(model, (X[:240], y[:240]), val_data=(X[240:], y[240:]), epochs=4,
+    dataset = "--dataset" in sys.argv
+    result = fit(model, inputs(X[:240], y[:240], dataset),
+                 val_data=inputs(X[240:], y[240:], dataset), epochs=4,
                  batch_size=16, tricks=Tricks(), checkpoint_dir=ckpt, resume=resume,
                  checkpoint_every=5, seed=3, log="none")
     history = [{k: v for k, v in e.items() if k != "seconds"} for e in result.history.epochs]

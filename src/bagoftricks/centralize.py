@@ -91,6 +91,12 @@ def clip_grads_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
         return total
     if first.device.type == "cpu":
         return torch.tensor(clip_cpu_grads_(grads, max_norm), dtype=first.dtype)
+    return clip_device_grads_(grads, max_norm)
+
+
+def clip_device_grads_(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``clip_grads_`` for gradients of one device and dtype, without leaving the device
+    (no host sync: the coefficient is a tensor)."""
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return total

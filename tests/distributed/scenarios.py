@@ -67,14 +67,14 @@ def bias_sharded(rank: int, world: int, y: list, kind: str) -> list:
 
 def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False,
             kill_at: int | None = None, epochs: int = 3, balance: str = "logit_adjust",
-            n: int = 240) -> dict:
+            n: int = 240, dataset: bool = False) -> dict:
     """The reference loop under DDP on the worker's data; optionally SIGKILL at a step."""
     import signal
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bagoftricks import Tricks, fit
     from bagoftricks.models import tabular_mlp
-    from train_worker import data
+    from train_worker import data, inputs
 
     torch.set_num_threads(1)
     if kill_at is not None:
@@ -88,7 +88,8 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
         torch.optim.RAdam.step = step
     X, y = data()
     model = tabular_mlp(6, 2, (16,), seed=0)
-    res = fit(model, (X[:n], y[:n]), val_data=(X[240:], y[240:]), epochs=epochs,
+    res = fit(model, inputs(X[:n], y[:n], dataset), val_data=inputs(X[240:], y[240:], dataset),
+              epochs=epochs,
               batch_size=16, tricks=Tricks(balance=balance), checkpoint_dir=ckpt, resume=resume,
               checkpoint_every=5, seed=3, log="none")
     return {"train": res.history.series("train_loss"), "val": res.history.series("val_loss"),

@@ -28,13 +28,15 @@ def test_bias_from_sharded_labels_equals_single_process(kind, y):
         np.testing.assert_allclose(r, single, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("balance, n", [("logit_adjust", 240), ("oversample", 240),
-                                        ("weights", 237), ("logit_adjust", 237)])
-def test_two_process_fit_matches_one_process_per_epoch(balance, n):
+@pytest.mark.parametrize("balance, n, dataset", [
+    ("logit_adjust", 240, False), ("oversample", 240, False), ("weights", 237, False),
+    ("logit_adjust", 237, False), ("weights", 237, True)])
+def test_two_process_fit_matches_one_process_per_epoch(balance, n, dataset):
     # 237 rows in batches of 16: the last global batch (13) splits 7/6 over the ranks, so
-    # the per-rank loss scaling is not 1 (with class weights: an all-reduce of the weights)
-    two = harness.run("fit_run", 2, balance=balance, n=n)
-    one = scenarios.fit_run(0, 1, balance=balance, n=n)
+    # the per-rank loss scaling is not 1 (with class weights: an all-reduce of the weights);
+    # dataset=True: the same through a map-style Dataset and a DataLoader
+    two = harness.run("fit_run", 2, balance=balance, n=n, dataset=dataset)
+    one = scenarios.fit_run(0, 1, balance=balance, n=n, dataset=dataset)
     assert two[0]["train"] == two[1]["train"]
     np.testing.assert_allclose(two[0]["train"], one["train"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(two[0]["val"], one["val"], rtol=0, atol=1e-5)

@@ -1,0 +1,166 @@
+"""Where ``fit`` trains: Dataset inputs, devices, precision and compilation (CPU here;
+the CUDA tests run with ``make gpu-check`` on a machine with a GPU)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from bagoftricks import Tricks, fit
+from bagoftricks.models import tabular_mlp
+from train_worker import Rows
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+def _data(n=200, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 5, generator=g) * torch.tensor([1.0, 10, 100, 1, 1])
+    y = (X[:, 0] + X[:, 1] / 10 > 0.5).long() + (X[:, 2] > 80).long()
+    return X, y
+
+
+def _fit(train, val, **kwargs):
+    model = tabular_mlp(5, 3, (16,), seed=0)
+    options = {"epochs": 3, "batch_size": 32, "seed": 2, "log": "none", "keep_best": None,
+               **kwargs}
+    return fit(model, train, val_data=val, **options)
+
+
+def _history(result):
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in result.history.epochs]
+
+
+@pytest.mark.parametrize("balance", ["oversample", "weights", "logit_adjust"])
+def test_a_dataset_trains_exactly_like_its_tensors(balance):
+    X, y = _data()
+    Xv, yv = _data(80, seed=2)
+    tricks = Tricks(balance=balance)
+    tensors = _fit((X, y), (Xv, yv), tricks=tricks)
+    dataset = _fit(Rows(X, y), Rows(Xv, yv), tricks=tricks)  # labels by one pass
+    assert _history(dataset) == _history(tensors)
+    for a, b in zip(dataset.model.parameters(), tensors.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_dataloader_workers_and_labels_given():
+    X, y = _data()
+    plain = _fit(TensorDataset(X, y), None)  # labels: the TensorDataset's second tensor
+    workers = _fit(TensorDataset(X, y), None, labels=y,
+                   loader_options={"num_workers": 1, "persistent_workers": True})
+    assert _history(workers) == _history(plain)
+
+
+def test_images_are_standardized_per_channel():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 3, 4, 4, generator=g) * torch.tensor([1.0, 50, 0.1])[:, None, None]
+    y = torch.arange(64) % 2
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    res = fit(model, (X, y), epochs=1, batch_size=16, log="none", keep_best=None)
+    assert res.standardizer.dim == 1
+    torch.testing.assert_close(res.standardizer.mean.float(), X.mean((0, 2, 3)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_autocasts_the_forward_pass_on_the_cpu():
+    X, y = _data()
+    seen = []
+    model = tabular_mlp(5, 3, (16,), seed=0)
+    model[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    res = fit(model, (X, y), epochs=2, batch_size=32, log="none", precision="bf16",
+              keep_best=None)
+    assert set(seen) == {torch.bfloat16}
+    full = _fit((X, y), None, epochs=2)
+    assert abs(res.history.series("train_loss")[-1] - full.history.series("train_loss")[-1]) \
+        < 0.05
+
+
+def test_compile_gives_the_same_run():
+    X, y = _data()
+    eager = _fit((X, y), None, epochs=2)
+    compiled = _fit((X, y), None, epochs=2, compile={"backend": "eager"})
+    assert _history(compiled) == _history(eager)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"device": "banana"}, ValueError, "device: 'banana' is not a device"),
+    ({"device": "cuda:7"}, ValueError, "device: 'cuda:7' is not available"),
+    ({"precision": "8"}, ValueError, "precision: expected one of"),
+    ({"precision": "16", "device": "cpu"}, ValueError, "needs a GPU; use 'bf16'"),
+    ({"loader_options": {"workers": 2}}, ValueError, "loader_options: unknown"),
+    ({"lr": "auto"}, ValueError, "lr: 'auto' needs train_data as"),
+])
+def test_bad_settings_are_one_clear_error(kwargs, error, match):
+    if "cuda" in str(kwargs.get("device")) and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    X, y = _data()
+    with pytest.raises(error, match=match):
+        _fit(Rows(X, y), None, **kwargs)
+
+
+def test_a_dataset_whose_labels_cannot_be_found():
+    class Inputs(Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return torch.zeros(5)
+
+    with pytest.raises(ValueError, match="pass labels="):
+        _fit(Inputs(), None)
+    with pytest.raises(ValueError, match="labels: only for a Dataset"):
+        _fit(_data(), None, labels=torch.zeros(200))
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["32", "bf16", "16"])
+def test_cuda_training_matches_the_cpu_run(precision):
+    X, y = _data()
+    Xv, yv = _data(80, seed=2)
+    cpu = _fit((X, y), (Xv, yv), device="cpu")
+    gpu = _fit((X, y), (Xv, yv), device="cuda", precision=precision)
+    assert next(gpu.model.parameters()).device.type == "cuda"
+    tolerance = 1e-4 if precision == "32" else 0.05
+    for a, b in zip(cpu.history.series("val_loss"), gpu.history.series("val_loss"), strict=True):
+        assert abs(a - b) < tolerance
+
+
+@cuda
+def test_cuda_dataset_with_pinned_memory_and_workers():
+    X, y = _data()
+    res = _fit(Rows(X, y), Rows(*_data(80, seed=2)), device="cuda", precision="bf16",
+               loader_options={"num_workers": 2, "pin_memory": True})
+    assert res.history.series("val_loss")[-1] < res.history.series("val_loss")[0] + 0.1
+
+
+def test_no_host_sync_per_step_on_the_gpu_path(monkeypatch):
+    """Every trick on, with the clipping a GPU run uses (no .item()): the number of
+    tensor-to-host reads made by bagoftricks' code must not grow with the number of
+    steps (torch's optimizers read their CPU step counters: no device sync)."""
+    from bagoftricks.centralize import clip_device_grads_
+    from bagoftricks.loop import adapters
+
+    monkeypatch.setattr(adapters, "clip_cpu_grads_", clip_device_grads_)
+    calls = []
+    for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if f"{os.sep}bagoftricks{os.sep}" in caller:
+                calls.append((_name, caller, sys._getframe(1).f_lineno))
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+
+    def syncs(n):
+        X, y = _data(n)
+        model = tabular_mlp(5, 3, (16,), seed=0)
+        calls.clear()
+        fit(model, (X, y), val_data=_data(40, seed=3), epochs=2, batch_size=32, log="none")
+        return len(calls)
+
+    assert syncs(192) == syncs(384)  # 6 and 12 steps an epoch
