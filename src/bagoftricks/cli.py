@@ -241,15 +241,23 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
                                       "(gloo on CPU, NCCL on GPUs)."),
             balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
+            device: str = typer.Option("auto", help="auto (this rank's GPU, else CUDA, "
+                                       "MPS, CPU), cpu, cuda, cuda:N, mps."),
+            precision: str = typer.Option("32", help="32, bf16 or 16 (GPU)."),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
     schema). Checkpoints go to OUT.partial/ until the model is complete."""
+    from .loop.inputs import check_precision, resolve_device
     from . import distributed
     from .model_io import check_fit_output, partial_folder, train_and_save
 
     _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
     check_choice("--balance", balance, BALANCE_CHOICES)
+    try:
+        check_precision(precision, resolve_device(device))
+    except ValueError as err:
+        raise ValueError(f"--{err}") from None
     check_int("--nproc", nproc, 1)
     if batch_size % nproc:
         raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
@@ -261,7 +269,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         scan(data, target, task)  # every data error once, here, before any rank starts
         args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
-                "--balance", balance]
+                "--balance", balance, "--device", device, "--precision", precision]
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
         mark_folder(partial_folder(out), "fit")
@@ -277,7 +285,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 batch_size=batch_size, lr=lr, seed=seed, resume=resume,
                                 log=_log(quiet), overwrite=overwrite,
                                 lock=os.environ.get(LOCK_HELD) != "1",
-                                balance=None if balance == "none" else balance)
+                                balance=None if balance == "none" else balance,
+                                device=device, precision=precision)
         if distributed.rank() == 0:
             typer.echo(f"model written to {out}" + (
                 f" (the best epoch by validation loss: {result.best_epoch} of "

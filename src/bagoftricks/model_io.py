@@ -50,7 +50,8 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
                    batch_size: int, lr: float, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
-                   balance: str | None = "logit_adjust") -> FitResult:
+                   balance: str | None = "logit_adjust", device: str = "auto",
+                   precision: str = "32") -> FitResult:
     """Scan, train with all tricks (10% held out for the metrics, the best epoch by
     validation loss kept), and write ``out``; returns the ``FitResult``.
 
@@ -82,9 +83,9 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         val = (X[va], y[va]) if len(va) else None  # a tiny file may leave none to hold out
         result = fit(model, (X[tr], y[tr]), val_data=val, epochs=epochs, batch_size=batch_size,
                      lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
-                     resume=resume, seed=seed, log=log)
+                     resume=resume, seed=seed, log=log, device=device, precision=precision)
         # the best epoch's weights behind the standardizer; the priors go to config.json
-        full = nn.Sequential(Standardize(result.standardizer), model)
+        full = nn.Sequential(Standardize(result.standardizer), model).cpu()
         priors = {} if result.prior is None else {
             "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist()}
 
