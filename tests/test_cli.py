@@ -144,3 +144,48 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+
+
+def test_fit_encodes_the_table_once_into_a_shared_cache(tmp_path):
+    from bagoftricks import table_cache
+    from bagoftricks.tabular import load, scan_for_training
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=300), "c": rng.choice(["x", "y"], 300)})
+    df["y"] = np.where(df.a > 0.2, "yes", "no")
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    cache = tmp_path / "cache"
+    args = ["fit", str(data), "--target", "y", "--epochs", "1", "--cache-dir", str(cache),
+            "--quiet"]
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "m1")]).exit_code == 0
+    (folder,) = cache.iterdir()
+    stamp = (folder / "X.npy").stat().st_mtime_ns
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "m2")]).exit_code == 0
+    assert list(cache.iterdir()) == [folder] and (folder / "X.npy").stat().st_mtime_ns == stamp
+    s = scan_for_training(data, "y")
+    X, y = table_cache.open_cached(folder)
+    X_ref, y_ref = load(data, s.schema)
+    np.testing.assert_array_equal(X, X_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    df.iloc[:200].to_csv(data, index=False)  # another file: another fingerprint
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "m3")]).exit_code == 0
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_a_failed_encoding_leaves_no_partial_cache(tmp_path, monkeypatch):
+    from bagoftricks import table_cache
+    from bagoftricks.tabular import scan_for_training
+
+    df = pd.DataFrame({"a": np.arange(10.0), "y": np.arange(10) % 2})
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    s = scan_for_training(data, "y")
+
+    def broken(batch, schema):
+        raise ValueError("DATA: broken")
+    monkeypatch.setattr(table_cache, "encode", broken)
+    folder = table_cache.cache_folder(data, s, tmp_path / "cache")
+    with pytest.raises(ValueError, match="broken"):
+        table_cache.write(data, s, folder)
+    assert list((tmp_path / "cache").iterdir()) == []

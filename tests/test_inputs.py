@@ -8,9 +8,10 @@ import sys
 
 import pytest
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from bagoftricks import Tricks, fit
+from bagoftricks.loop.inputs import as_input
 from bagoftricks.models import tabular_mlp
 from train_worker import Rows
 
@@ -49,10 +50,27 @@ def test_a_dataset_trains_exactly_like_its_tensors(balance):
 
 def test_dataloader_workers_and_labels_given():
     X, y = _data()
-    plain = _fit(TensorDataset(X, y), None)  # labels: the TensorDataset's second tensor
-    workers = _fit(TensorDataset(X, y), None, labels=y,
+    plain = _fit(Rows(X, y), None)
+    workers = _fit(Rows(X, y), None, labels=y,
                    loader_options={"num_workers": 1, "persistent_workers": True})
     assert _history(workers) == _history(plain)
+
+
+def test_tensor_datasets_and_subsets_take_the_fast_path_without_copies():
+    X, y = _data(300)
+    rows = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    tr, va = rows[:200].sort().values, rows[200:].sort().values
+    tensors = _fit((X[tr], y[tr]), (X[va], y[va]))
+    subsets = _fit(Subset(TensorDataset(X, y), tr.tolist()),
+                   Subset(TensorDataset(X, y), va.tolist()))
+    assert _history(subsets) == _history(tensors)
+    for a, b in zip(subsets.model.parameters(), tensors.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    data = as_input(Subset(TensorDataset(X, y), tr.tolist()), None, torch.device("cpu"),
+                    None, "train_data")
+    assert data.X.data_ptr() == X.data_ptr()  # the rows are read in place
+    with pytest.raises(ValueError, match="holds its labels"):
+        _fit(TensorDataset(X, y), None, labels=y)
 
 
 def test_images_are_standardized_per_channel():

@@ -244,12 +244,15 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             device: str = typer.Option("auto", help="auto (this rank's GPU, else CUDA, "
                                        "MPS, CPU), cpu, cuda, cuda:N, mps."),
             precision: str = typer.Option("32", help="32, bf16 or 16 (GPU)."),
+            cache_dir: Path = typer.Option(None, help="Keep the encoded table here (memory-"
+                                           "mapped, reused while the file is unchanged); "
+                                           "default: OUT.partial/, removed at the end."),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Train a tabular MLP with all tricks and save it (weights, standardizer, labels,
     schema). Checkpoints go to OUT.partial/ until the model is complete."""
-    from .loop.inputs import check_precision, resolve_device
     from . import distributed
+    from .loop.inputs import check_precision, resolve_device
     from .model_io import check_fit_output, partial_folder, train_and_save
 
     _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
@@ -263,13 +266,14 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         from .files import mark_folder, remove_if_unused, run_lock
-        from .tabular import scan
+        from .tabular import scan_for_training
 
         check_fit_output(data, out, overwrite)
-        scan(data, target, task)  # every data error once, here, before any rank starts
+        scan_for_training(data, target, task)  # every data error once, before any rank
         args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
                 "--balance", balance, "--device", device, "--precision", precision]
+        args += ["--cache-dir", str(cache_dir)] if cache_dir else []
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
         mark_folder(partial_folder(out), "fit")
@@ -286,7 +290,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 log=_log(quiet), overwrite=overwrite,
                                 lock=os.environ.get(LOCK_HELD) != "1",
                                 balance=None if balance == "none" else balance,
-                                device=device, precision=precision)
+                                device=device, precision=precision, cache=cache_dir)
         if distributed.rank() == 0:
             typer.echo(f"model written to {out}" + (
                 f" (the best epoch by validation loss: {result.best_epoch} of "

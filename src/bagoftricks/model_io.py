@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset, TensorDataset
 
-from . import distributed
+from . import distributed, table_cache
 from .data import stratified_split
 from .files import (
     atomic_file,
@@ -30,7 +31,7 @@ from .loop import FitResult, Tricks, fit
 from .models import tabular_mlp
 from .prior import PriorShift, check_prior, parse_prior
 from .standardize import Standardize
-from .tabular import Schema, encode, iter_batches, read
+from .tabular import Schema, encode, iter_batches, scan_for_training
 
 HIDDEN = (128, 64)
 
@@ -51,20 +52,24 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                    batch_size: int, lr: float, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
                    balance: str | None = "logit_adjust", device: str = "auto",
-                   precision: str = "32") -> FitResult:
-    """Scan, train with all tricks (10% held out for the metrics, the best epoch by
-    validation loss kept), and write ``out``; returns the ``FitResult``.
+                   precision: str = "32", cache: Path | None = None) -> FitResult:
+    """Scan, encode into a memory-mapped cache, train with all tricks (10% held out for
+    the metrics, the best epoch by validation loss kept), and write ``out``; returns
+    the ``FitResult``.
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
     killed run and ``out`` appears only once complete. Rank 0 holds a lock on that
     folder for the whole run (``lock=False``: the launching process holds it), so a
-    second run on the same ``out`` is refused."""
+    second run on the same ``out`` is refused. Rank 0 encodes the table once into
+    ``cache`` (default: ``out.partial/``, removed with it); every rank maps it, so the
+    ranks of a machine share one copy in the page cache and the table need not fit in
+    memory."""
     check_fit_output(data, out, overwrite)
     partial = partial_folder(out)
-    s, X, y = read(data, target, task)  # every data error before anything is written
+    s = scan_for_training(data, target, task)  # every data error before anything is written
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
-    tr, va = stratified_split(y, 0.1, seed)
     leader = distributed.rank() == 0  # only rank 0 writes
+    folder = table_cache.cache_folder(data, s, cache or partial)
     with contextlib.ExitStack() as stack:
         error = None
         if leader:
@@ -75,13 +80,17 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                     stack.enter_context(run_lock(partial))
                 if not resume:
                     clear_folder(partial)
+                table_cache.write(data, s, folder)
             except ValueError as err:
                 error = err
         if distributed.any_rank(error is not None):  # every rank stops together
             raise error or ValueError("--out: rank 0 could not start the run")
+        X, y = (torch.from_numpy(a) for a in table_cache.open_cached(folder))
+        tr, va = (torch.as_tensor(i).tolist() for i in stratified_split(y.numpy(), 0.1, seed))
+        rows = TensorDataset(X, y)  # the rows of each set are read in place, not copied
+        val = Subset(rows, va) if va else None  # a tiny file may leave none to hold out
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
-        val = (X[va], y[va]) if len(va) else None  # a tiny file may leave none to hold out
-        result = fit(model, (X[tr], y[tr]), val_data=val, epochs=epochs, batch_size=batch_size,
+        result = fit(model, Subset(rows, tr), val_data=val, epochs=epochs, batch_size=batch_size,
                      lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
                      resume=resume, seed=seed, log=log, device=device, precision=precision)
         # the best epoch's weights behind the standardizer; the priors go to config.json

@@ -371,18 +371,23 @@ def load(path, schema: Schema, with_target: bool = True):
     return X, y
 
 
-def read(path, target: str, task: str | None = None):
-    """``scan`` then ``load``: ``(Scan, X, y)`` for training on a file.
-
-    A target that mixes numbers with text is refused; one that looks like an ID is
-    refused unless ``task`` was given explicitly."""
+def scan_for_training(path, target: str, task: str | None = None) -> Scan:
+    """``scan``, refusing what cannot be trained on: a target that mixes numbers with
+    text, one that looks like an ID (unless ``task`` was given explicitly), a file with
+    no usable feature column."""
     s = scan(path, target, task)
     refused = [p for p in s.target_problems if task is None or "mixes" in p]
     if refused:
         raise ValueError(f"--target: {refused[0]}"
                          + ("; pass --task to train on it anyway" if "ID" in refused[0] else ""))
-    X, y = load(path, s.schema)
-    if X.shape[1] == 0:
+    if not s.schema.feature_names():
         raise ValueError(f"DATA: no usable feature columns besides {target!r} (only empty "
                          "text columns)")
+    return s
+
+
+def read(path, target: str, task: str | None = None):
+    """``scan_for_training`` then ``load``: ``(Scan, X, y)`` for training on a file."""
+    s = scan_for_training(path, target, task)
+    X, y = load(path, s.schema)
     return s, X, y

@@ -128,7 +128,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     class_weight, adjustment = (None if t is None else t.to(device)
                                 for t in (ctx.class_weight, ctx.logit_adjustment))
     if auto_lr and not resume:  # (a resumed run takes its LR from the checkpoint)
-        found = lr_find(model, (train.X, y), loss=loss, optimizer=make_optimizer,
+        found = lr_find(model, train.pair(), loss=loss, optimizer=make_optimizer,
                         batch_size=batch_size, prepare=ctx.prepare,
                         logit_adjustment=ctx.logit_adjustment, seed=seed).suggestion
         for group in ctx.optimizer.param_groups:  # every rank takes the same LR

@@ -1,7 +1,9 @@
 """The training inputs ``fit`` takes, behind one interface, and where it trains.
 
-- ``TensorInput``: ``(X, y)`` arrays or tensors held in memory; each batch is indexed
-  out of a tensor already on the device (the fast path: no DataLoader).
+- ``TensorInput``: ``(X, y)`` arrays or tensors (a ``TensorDataset``, or a ``Subset`` of
+  one: its rows are used in place, never copied, so a memory-mapped table trains
+  without being read into memory); each batch is indexed out of a tensor already on the
+  device (the fast path: no DataLoader).
 - ``DatasetInput``: any map-style ``Dataset`` returning ``(x, y)``; batches come from one
   DataLoader whose batch sampler is the run's sampler (so the samplers own the batch
   order for both kinds), with the caller's ``num_workers``/``pin_memory``/... options.
@@ -17,7 +19,7 @@ import os
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ..labels import dataset_labels
 from .checkpoint import digest
@@ -62,28 +64,50 @@ def check_precision(precision, device: torch.device) -> torch.dtype | None:
 
 
 class TensorInput:
-    """``(X, y)`` in memory: CPU copies for setup, device copies for the batches."""
+    """``(X, y)`` tensors, or the ``rows`` of them that form this set: CPU tensors for
+    setup, device tensors for the batches (the same tensors on the CPU: no copy)."""
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, device: torch.device) -> None:
-        self.X, self.labels, self.device = X, y, device
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, device: torch.device,
+                 rows: torch.Tensor | None = None) -> None:
+        self.X, self.device, self.rows = X, device, rows
+        self.labels = y if rows is None else y[rows]
         self._X, self._y = X.to(device), y.to(device)
+        self._rows = None if rows is None else rows.to(device)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _take(self, index: torch.Tensor):
+        """Rows ``index`` of this set (positions into ``rows`` when it is a subset)."""
+        if self._rows is not None:
+            index = self._rows[index]
+        return self._X[index], self._y[index]
+
+    def _chunks(self, size: int):
+        return torch.arange(len(self), device=self.device).split(size)
+
     def inputs(self, chunk: int = 65536) -> Iterator[torch.Tensor]:
-        return iter(self.X.split(chunk))
+        if self.rows is None:
+            return iter(self.X.split(chunk))
+        return (self.X[self.rows[c]] for c in torch.arange(len(self)).split(chunk))
+
+    def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The set as two CPU tensors (a copy for a subset)."""
+        return (self.X, self.labels) if self.rows is None else (self.X[self.rows], self.labels)
 
     def epoch(self, batches: list, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _, mine in batches[start:]:
-            mine = mine.to(self.device)
-            yield self._X[mine], self._y[mine]
+            yield self._take(mine.to(self.device))
 
     def validation(self, size: int = 8192):
-        return zip(self._X.split(size), self._y.split(size), strict=True)
+        if self._rows is None:
+            return zip(self._X.split(size), self._y.split(size), strict=True)
+        return (self._take(c) for c in self._chunks(size))
 
     def digest(self) -> str:
-        return digest(self.X, self.labels)
+        parts = (self.X, self.labels) if self.rows is None else (self.X, self.labels,
+                                                                 self.rows)
+        return digest(*parts)
 
 
 class _Batches:
@@ -150,7 +174,16 @@ class DatasetInput:
 
 
 def as_input(data, labels, device: torch.device, loader_options, name: str):
-    """``data`` as a ``TensorInput`` (a pair) or a ``DatasetInput`` (a Dataset)."""
+    """``data`` as a ``TensorInput`` (a pair, a ``TensorDataset`` of two tensors or a
+    ``Subset`` of one) or a ``DatasetInput`` (any other Dataset)."""
+    rows = None
+    if isinstance(data, Subset) and _tensor_pair(data.dataset):
+        rows, data = torch.as_tensor(data.indices, dtype=torch.long), data.dataset
+    if _tensor_pair(data):
+        if labels is not None:
+            raise ValueError(f"labels: {name} holds its labels (a TensorDataset)")
+        X, y = data.tensors
+        return TensorInput(X.float(), y.float() if y.is_floating_point() else y, device, rows)
     if isinstance(data, (tuple, list)):
         if labels is not None:
             raise ValueError(f"labels: only for a Dataset; {name} is a pair (X, y)")
@@ -163,4 +196,8 @@ def as_input(data, labels, device: torch.device, loader_options, name: str):
             raise ValueError(f"{name}: no rows")
         return TensorInput(X.float(), y.float() if y.is_floating_point() else y, device)
     return DatasetInput(data, labels, device, loader_options, name)
+
+
+def _tensor_pair(data) -> bool:
+    return isinstance(data, TensorDataset) and len(data.tensors) == 2
 
