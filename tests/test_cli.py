@@ -189,3 +189,14 @@ def test_a_failed_encoding_leaves_no_partial_cache(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="broken"):
         table_cache.write(data, s, folder)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": np.arange(20.0), "y": np.arange(20) % 2}).to_csv(data, index=False)
+    result = runner.invoke(app, ["fit", str(data), "--target", "y", "--out",
+                                 str(tmp_path / "m"), "--cache-dir", str(tmp_path / "afile")])
+    assert result.exit_code == 2
+    assert "--cache-dir: cannot write to" in result.output
+    assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "m").exists()

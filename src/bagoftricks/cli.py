@@ -262,6 +262,9 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     except ValueError as err:
         raise ValueError(f"--{err}") from None
     check_int("--nproc", nproc, 1)
+    if cache_dir is not None:
+        from .files import check_writable_folder
+        check_writable_folder(cache_dir, "--cache-dir")
     if batch_size % nproc:
         raise ValueError(f"--batch-size: {batch_size} is not divisible by --nproc {nproc}")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:

@@ -90,6 +90,19 @@ def check_output_file(out: str | os.PathLike, *, inputs: Sequence[str | os.PathL
     return out
 
 
+def check_writable_folder(folder: str | os.PathLike, flag: str) -> Path:
+    """``folder`` created if needed and proven writable (a temporary file is made and
+    removed there); otherwise one ``ValueError`` naming ``flag`` and the reason."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{flag}: cannot write to {folder} ({err.strerror or err})") from None
+    return folder
+
+
 def _no_space(err: OSError, path: Path) -> OSError:
     if err.errno == errno.ENOSPC:
         return OSError(f"no space left on device while writing {path}")
