@@ -86,9 +86,9 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         if distributed.any_rank(error is not None):  # every rank stops together
             raise error or ValueError("--out: rank 0 could not start the run")
         X, y = (torch.from_numpy(a) for a in table_cache.open_cached(folder))
-        tr, va = (torch.as_tensor(i).tolist() for i in stratified_split(y.numpy(), 0.1, seed))
+        tr, va = (torch.as_tensor(i) for i in stratified_split(y.numpy(), 0.1, seed))
         rows = TensorDataset(X, y)  # the rows of each set are read in place, not copied
-        val = Subset(rows, va) if va else None  # a tiny file may leave none to hold out
+        val = Subset(rows, va) if len(va) else None  # a tiny file may leave none to hold out
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
         result = fit(model, Subset(rows, tr), val_data=val, epochs=epochs, batch_size=batch_size,
                      lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
