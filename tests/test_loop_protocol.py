@@ -189,3 +189,16 @@ def test_clip_grads_equals_torch_clip_grad_norm():
         assert float(total) == pytest.approx(float(expected), rel=1e-6)
         for p, g in zip(params, grads, strict=True):
             torch.testing.assert_close(g, p.grad, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("monitor, expected", [("val_loss", 5.0), ("train_loss", 1.0)])
+def test_the_plateau_trick_watches_its_monitor(monitor, expected):
+    from bagoftricks.loop.adapters import Plateau
+
+    trick, seen = Plateau(monitor), []
+    trick.scheduler = type("Recorder", (), {"step": lambda self, m: seen.append(m)})()
+    trick.on_epoch_end(None, {"val_loss": 5.0, "train_loss": 1.0})
+    trick.on_epoch_end(None, {"train_loss": 2.0})  # no validation: the training loss
+    assert seen == [expected, 2.0]
+    with pytest.raises(ValueError, match="plateau_monitor"):
+        Tricks(plateau_monitor="accuracy")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from .._validation import check_choice
 from ..accumulate import LossAccumulator
 from ..bias import init_bias_
 from ..centralize import Centralized, clip_cpu_grads_, clip_grads_
@@ -183,18 +184,20 @@ class Clipping(Trick):
 
 class Plateau(Trick):
     """LR plateau detection from EMA fluctuations (``FluctuationPlateau``), stepped once
-    an epoch on the validation loss (the training loss without validation data)."""
+    an epoch on ``monitor``: ``"val_loss"`` (the training loss without validation data)
+    or ``"train_loss"`` (which does not rise when the model starts to overfit)."""
 
     state_key = "plateau"
 
-    def __init__(self, **options) -> None:
+    def __init__(self, monitor: str = "val_loss", **options) -> None:
+        self.monitor = check_choice("plateau_monitor", monitor, PLATEAU_MONITORS)
         self.options = options
 
     def setup(self, ctx: Context) -> None:
         self.scheduler = FluctuationPlateau(ctx.optimizer, **self.options)
 
     def on_epoch_end(self, ctx: Context, record: dict) -> None:
-        metric = record.get("val_loss", record.get("train_loss"))
+        metric = record.get(self.monitor, record.get("train_loss"))
         if metric is None:
             raise ValueError("tricks: the plateau scheduler needs val_data or the loss "
                              "accumulation trick (a loss to watch)")
@@ -208,6 +211,7 @@ class Plateau(Trick):
 
 
 BALANCE = (None, "oversample", "weights", "logit_adjust")
+PLATEAU_MONITORS = ("val_loss", "train_loss")
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,8 @@ class Tricks:
     ``None``. ``reference_batch_size``:
     the batch size ``lr`` was tuned at; when it differs, ``lr`` is rescaled by
     ``scale_hparams`` with ``rescale_rule``. ``accumulate``: measure the training loss
-    (on in ``Tricks.none()`` too: it changes no update).
+    (on in ``Tricks.none()`` too: it changes no update). ``plateau_monitor``: the loss
+    the plateau scheduler watches, ``"val_loss"`` or ``"train_loss"``.
     """
 
     bias_init: bool = True
@@ -233,6 +238,7 @@ class Tricks:
     rescale_rule: str = "sqrt"
     accumulate: bool = True
     tau: float = 1.0
+    plateau_monitor: str = "val_loss"
 
     def __post_init__(self) -> None:
         if self.balance not in BALANCE:
@@ -241,6 +247,7 @@ class Tricks:
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) \
                 or not self.tau >= 0:
             raise ValueError(f"tricks.tau: expected a number >= 0, got {self.tau!r}")
+        check_choice("tricks.plateau_monitor", self.plateau_monitor, PLATEAU_MONITORS)
 
     @classmethod
     def none(cls) -> Tricks:
@@ -256,7 +263,7 @@ class Tricks:
     def on(self) -> list[str]:
         """The names of the tricks switched on (the loss measurement aside)."""
         return [k for k, v in asdict(self).items() if v not in (False, None)
-                and k not in ("rescale_rule", "accumulate", "tau")]
+                and k not in ("rescale_rule", "accumulate", "tau", "plateau_monitor")]
 
     def build(self) -> list[Trick]:
         """The adapters, in the order that makes them compose."""
@@ -278,5 +285,5 @@ class Tricks:
         if self.centralize:
             tricks.append(Centralization())
         if self.plateau:
-            tricks.append(Plateau())
+            tricks.append(Plateau(self.plateau_monitor))
         return tricks
