@@ -62,6 +62,19 @@ class Priors:
                                          tau=tau if balance == "logit_adjust" else None)
 
 
+def priors_for(model: nn.Module, labels: np.ndarray, balance: str | None,
+               tau: float) -> Priors | None:
+    """The ``Priors`` of a softmax head (None for a sigmoid or linear head, where a
+    balance choice is an error)."""
+    head, kind = head_of(model, labels)
+    if kind == "softmax":
+        return Priors(labels, head.out_features, balance, tau)
+    if balance:
+        raise ValueError(f"balance: {balance!r} needs class labels and a softmax head; this "
+                         f"head is {kind}")
+    return None
+
+
 def init_head_(model: nn.Module, labels: np.ndarray, priors: Priors | None) -> str:
     """Set the head's bias from the labels (the effective prior for softmax) and return
     the head's kind."""

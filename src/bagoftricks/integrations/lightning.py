@@ -50,7 +50,7 @@ from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
 from ..standardize import RunningStandardizer, Standardize
-from .common import Priors, balanced_loss, head_of, init_head_
+from .common import Priors, balanced_loss, init_head_, priors_for
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
 
@@ -100,12 +100,7 @@ class BagOfTricks(pl.Callback):
         if self.bias_init or self.balance:
             labels = dataset_labels(getattr(loader, "dataset", None), self.labels)
         if labels is not None:
-            head, kind = head_of(pl_module, labels)
-            if kind == "softmax":
-                self.priors = Priors(labels, head.out_features, self.balance, self.tau)
-            elif self.balance:
-                raise ValueError(f"balance: {self.balance!r} needs class labels and a "
-                                 f"softmax head; this head is {kind}")
+            self.priors = priors_for(pl_module, labels, self.balance, self.tau)
         if self.bias_init:
             init_head_(pl_module, labels, self.priors)
         if self.standardize:

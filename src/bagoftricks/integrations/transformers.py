@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 from ..centralize import Centralized
 from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
-from .common import Priors, balanced_loss, head_of, init_head_
+from .common import Priors, balanced_loss, init_head_, priors_for
 
 STATE_FILE = "bagoftricks.json"
 
@@ -76,12 +76,7 @@ class BagOfTricksCallback(TrainerCallback):
         labels = None
         if self.bias_init or self.balance:
             labels = dataset_labels(getattr(train_dataloader, "dataset", None), self.labels)
-            head, kind = head_of(model, labels)
-            if kind == "softmax":
-                self.priors = Priors(labels, head.out_features, self.balance, self.tau)
-            elif self.balance:
-                raise ValueError(f"balance: {self.balance!r} needs class labels and a "
-                                 f"softmax head; this head is {kind}")
+            self.priors = priors_for(model, labels, self.balance, self.tau)
         if self.bias_init and state.global_step == 0:  # a resumed run keeps its weights
             init_head_(model, labels, self.priors)
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
