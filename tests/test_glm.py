@@ -102,8 +102,12 @@ def test_wls_equals_statsmodels_and_accepts_torch_and_several_targets():
     X = (X - X.mean(0)) / X.std(0)
     w = np.random.default_rng(2).uniform(0.5, 2, len(y))
     ref = sm.WLS(y, sm.add_constant(X), weights=w).fit()
-    coef, intercept = wls(X, y, sample_weight=w)
+    fit = wls(X, y, sample_weight=w)
+    coef, intercept = fit
     np.testing.assert_allclose(np.r_[intercept, coef], ref.params, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(fit.bse, ref.bse, rtol=1e-9)
+    assert fit.scale == pytest.approx(ref.scale, rel=1e-10)
+    assert fit.df_resid == ref.df_resid
     Y = np.c_[y, 2 * y + 1]
     coef2, intercept2 = wls(torch.as_tensor(X), torch.as_tensor(Y), sample_weight=w)
     assert isinstance(coef2, torch.Tensor) and coef2.shape == (X.shape[1], 2)
@@ -112,6 +116,10 @@ def test_wls_equals_statsmodels_and_accepts_torch_and_several_targets():
     coef3, i3 = wls(X, y, fit_intercept=False)
     np.testing.assert_allclose(coef3, sm.OLS(y, X).fit().params, rtol=1e-9, atol=1e-8)
     assert i3 == 0.0
+    np.testing.assert_allclose(wls(X, y, fit_intercept=False).bse, sm.OLS(y, X).fit().bse,
+                               rtol=1e-9)
+    two = wls(X, Y, sample_weight=w)
+    np.testing.assert_allclose(two.bse[:, 1], 2 * fit.bse, rtol=1e-9)
 
 
 def test_wls_ill_conditioned_falls_back_with_a_warning():

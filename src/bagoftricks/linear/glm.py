@@ -22,7 +22,7 @@ from ..imbalance import class_weights as balanced_class_weights
 from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
-from .solve import Gram, solve_normal
+from .solve import Gram, inverse_psd, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
 POSITIVE_TARGETS = ("poisson", "gamma", "inverse_gaussian", "negative_binomial", "tweedie")
@@ -185,15 +185,6 @@ class _IRLS:
         return {"beta": beta, "A": A, "iterations": it, "converged": converged,
                 "change": change, "penalized_deviance": pen_dev, "deviance": dev,
                 "pearson": pearson, "saturated": saturated}
-
-
-def _inverse_psd(A: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive (semi-)definite matrix: Cholesky, else pinv."""
-    try:
-        factor = scipy.linalg.cho_factor(A, lower=True)
-        return scipy.linalg.cho_solve(factor, np.eye(len(A)))
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(A, hermitian=True)
 
 
 def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
@@ -520,7 +511,7 @@ class GLM:
             1.0 if fam.fixed_scale else "X2")
         self.scale_ = float({"X2": fit["pearson"] / df_resid,
                              "dev": fit["deviance"] / df_resid}.get(scale, scale))
-        self.cov_params_ = _inverse_psd(fit["A"]) * self.scale_
+        self.cov_params_ = inverse_psd(fit["A"]) * self.scale_
         if self.cov_type != "nonrobust":
             self.cov_params_ = self._sandwich(X, y, w, off, beta, groups)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
@@ -549,7 +540,7 @@ class GLM:
         p = Xc.shape[1]
         penalty = np.full(p, float(self.alpha))
         penalty[:int(self.fit_intercept)] = 0.0
-        bread = _inverse_psd((Xc * (w / (var * gp**2))[:, None]).T @ Xc + np.diag(penalty))
+        bread = inverse_psd((Xc * (w / (var * gp**2))[:, None]).T @ Xc + np.diag(penalty))
         if self.cov_type == "cluster":
             summed = np.zeros((cluster.max() + 1, p))
             np.add.at(summed, cluster, scores)

@@ -145,3 +145,12 @@ def solve_normal(A: np.ndarray, b: np.ndarray, *, fallback: str = "raise",
                   f"(dependent columns {label}); using a least-squares (pinv) solve",
                   RuntimeWarning, stacklevel=3)
     return scipy.linalg.lstsq(scaled, rhs, cond=1e-12, check_finite=False)[0] / unscale
+
+
+def inverse_psd(A: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive (semi-)definite matrix: Cholesky, else pinv."""
+    try:
+        factor = scipy.linalg.cho_factor(A, lower=True)
+        return scipy.linalg.cho_solve(factor, np.eye(len(A)))
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A, hermitian=True)

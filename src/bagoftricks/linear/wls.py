@@ -3,18 +3,28 @@ equilibrated normal equations, refined from the data when they are ill-condition
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 
-from .solve import equilibrated_rcond, normal_equations, refine, solve_normal
+from .solve import equilibrated_rcond, inverse_psd, normal_equations, refine, solve_normal
 from .validate import as_float_array, check_weights
 
 
-class WLSResult(NamedTuple):
-    coef: np.ndarray | torch.Tensor        # (p,) or (p, k) for k targets
-    intercept: float | np.ndarray | torch.Tensor
+class WLSResult(tuple):
+    """The fit, a pair ``(coef, intercept)`` (so ``coef, intercept = wls(...)``), with:
+
+    ``bse``: standard errors of ``[intercept, *coef]`` (``(p + 1,)``, or ``(p + 1, k)``
+    for k targets; without an intercept, of ``coef``) from ``scale * (XᵀWX)⁻¹``, as
+    statsmodels' ``WLS(...).fit().bse``; ``scale``: the residual variance
+    ``Σ w r² / df_resid`` (per target); ``df_resid``: rows minus coefficients."""
+
+    def __new__(cls, coef, intercept, bse: np.ndarray, scale, df_resid: int):
+        result = super().__new__(cls, (coef, intercept))
+        result.bse, result.scale, result.df_resid = bse, scale, df_resid
+        return result
+
+    coef = property(lambda self: self[0])
+    intercept = property(lambda self: self[1])
 
 
 def wls(X, y, sample_weight=None, fit_intercept: bool = True,
@@ -41,7 +51,13 @@ def wls(X, y, sample_weight=None, fit_intercept: bool = True,
     if 1e-12 < equilibrated_rcond(A) < 1e-6:  # solved, but digits were lost: two passes
         beta = refine(Xn, sw, (yn.T * sw).T, fit_intercept, A, beta)
     coef, intercept = (beta[1:], beta[0]) if fit_intercept else (beta, np.zeros_like(beta[0]))
+    residual = yn - Xn @ coef - intercept  # one more pass, for the standard errors
+    df_resid = max(Xn.shape[0] - len(beta), 1)
+    scale = (w * (residual.T ** 2)).sum(-1) / df_resid
+    bse = np.sqrt(np.multiply.outer(np.diag(inverse_psd(A)), np.atleast_1d(scale)))
+    bse, scale = (bse[:, 0], float(scale)) if yn.ndim == 1 else (bse, scale)
     if is_torch:
         return WLSResult(torch.as_tensor(coef, device=X.device),
-                         torch.as_tensor(intercept, device=X.device))
-    return WLSResult(coef, intercept if np.ndim(intercept) else float(intercept))
+                         torch.as_tensor(intercept, device=X.device), bse, scale, df_resid)
+    return WLSResult(coef, intercept if np.ndim(intercept) else float(intercept), bse, scale,
+                     df_resid)
