@@ -125,3 +125,37 @@ def link(name: str | None, fam: Family, xp) -> Link:
     if name not in links:
         raise ValueError(f"link: expected one of {sorted(links)} or None, got {name!r}")
     return links[name]
+
+
+def log_likelihood(name: str, y, mu, w, scale: float, *, nb_alpha: float = 1.0):
+    """Per-observation log-likelihood (NumPy) at means ``mu`` with variance weights ``w``
+    and dispersion ``scale``, as statsmodels' ``family.loglike_obs`` (binomial: the
+    Bernoulli form, weights multiplying it). Tweedie has no closed form: NaN."""
+    import numpy as np
+    from scipy.special import gammaln
+
+    if name == "gaussian":
+        return -0.5 * (w * (y - mu) ** 2 / scale + np.log(2 * np.pi * scale / w))
+    if name == "binomial":
+        return w * (_xlog(y, mu) + _xlog(1 - y, 1 - mu))
+    if name == "poisson":
+        return w / scale * (_xlog(y, mu) - mu - gammaln(y + 1))
+    if name == "gamma":
+        ws = w / scale
+        return ws * np.log(ws * y / mu) - ws * y / mu - gammaln(ws) - np.log(y)
+    if name == "inverse_gaussian":
+        return -0.5 * (w * (y - mu) ** 2 / (y * mu**2 * scale)
+                       + np.log(scale * y**3 / w) + np.log(2 * np.pi))
+    if name == "negative_binomial":
+        a = nb_alpha
+        ll = (_xlog(y, a * mu) - (y + 1 / a) * np.log1p(a * mu) + gammaln(y + 1 / a)
+              - gammaln(y + 1) - gammaln(1 / a))
+        return w / scale * ll
+    return np.full(np.shape(y), np.nan)
+
+
+def _xlog(y, mu):
+    """``y * log(mu)`` with ``0 * log 0 = 0`` (NumPy)."""
+    import numpy as np
+
+    return np.where(y > 0, y * np.log(np.where(y > 0, mu, 1.0)), 0.0)

@@ -22,6 +22,7 @@ from ..imbalance import class_weights as balanced_class_weights
 from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
+from .families import log_likelihood
 from .solve import Gram, inverse_psd, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
@@ -267,7 +268,9 @@ class GLM:
         fixed positive number (statsmodels' ``fit(scale=...)``).
 
     Fitted attributes: ``coef_``, ``intercept_``, ``n_iter_``, ``converged_``,
-    ``deviance_``, ``null_deviance_``, ``scale_``, ``cov_params_``, ``bse_`` (standard
+    ``deviance_``, ``null_deviance_``, ``scale_``, ``llf_`` (the log-likelihood at the
+    fit and ``scale_``, as statsmodels' ``llf``; NaN for Tweedie), ``cov_params_``,
+    ``bse_`` (standard
     errors from the inverse weighted Fisher information times the scale, as
     statsmodels' ``GLM(..., var_weights=w).fit().bse``). Float64 by default; float32
     input runs in float32 (coefficients agree with float64 to about 1e-4 relative).
@@ -444,7 +447,8 @@ class GLM:
             del self.feature_names_in_
         off = _offset(offset, exposure, X.shape[0], X.dtype)
         freq = check_weights(freq_weight, X.shape[0], X.dtype)
-        w = self._weights(y, sample_weight) * freq
+        var_w = self._weights(y, sample_weight)
+        w = var_w * freq
         if self.family == "binomial" and not ((w * y).sum() > 0 and (w * (1 - y)).sum() > 0):
             raise ValueError("y: only one class has positive weight; the binomial family "
                              "needs 2 classes")
@@ -513,26 +517,35 @@ class GLM:
                              "dev": fit["deviance"] / df_resid}.get(scale, scale))
         self.cov_params_ = inverse_psd(fit["A"]) * self.scale_
         if self.cov_type != "nonrobust":
-            self.cov_params_ = self._sandwich(X, y, w, off, beta, groups)
+            self.cov_params_ = self._sandwich(X, y, var_w, freq, off, beta, groups)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
+        eta = X @ self.coef_ + self.intercept_ + (0.0 if off is None else off)
+        mu = make_link(self.link, self._family(np), np).inverse(eta)
+        scale = self.scale_
+        if self.family == "gaussian" and self.link in (None, "identity"):  # as R's logLik
+            scale = float((w * (y - mu) ** 2).sum() / freq.sum())  # the ML variance
+        self.llf_ = float((freq * log_likelihood(self.family, y, mu, var_w, scale,
+                                                  nb_alpha=self.nb_alpha)).sum())
         self._names = names
         if fit["saturated"]:
             self._report_separation(fit["saturated"], int((w > 0).sum()))
         return self
 
-    def _sandwich(self, X, y, w, off, beta, groups) -> np.ndarray:
-        """The robust covariance ``A⁻¹ (Σ s sᵀ) A⁻¹`` from per-row (or per-cluster) scores
-        ``s_i = x_i w_i (y_i − μ_i) / (V(μ_i) g'(μ_i))`` at the fit (one more pass)."""
-        n = X.shape[0]
+    def _sandwich(self, X, y, w, freq, off, beta, groups) -> np.ndarray:
+        """The robust covariance ``A⁻¹ (Σ f s sᵀ) A⁻¹`` from per-row (or per-cluster)
+        scores ``s_i = x_i w_i (y_i − μ_i) / (V(μ_i) g'(μ_i))`` at the fit (one more
+        pass); a row of frequency ``f`` counts as ``f`` rows with its score, so
+        ``n = Σ f`` in the small-sample factors."""
+        n = float(freq.sum())
         if self.cov_type == "cluster":
-            if groups is None or len(groups) != n:
+            if groups is None or len(groups) != len(X):
                 raise ValueError("groups: cov_type='cluster' needs one group label per row")
             _, cluster = np.unique(np.asarray(groups), return_inverse=True)
         elif groups is not None:
             raise ValueError("groups: only used with cov_type='cluster'")
         fam = self._family(np)
         link = make_link(self.link, fam, np)
-        Xc = np.c_[np.ones(n), X] if self.fit_intercept else np.asarray(X, dtype=np.float64)
+        Xc = np.c_[np.ones(len(X)), X] if self.fit_intercept else np.asarray(X, np.float64)
         eta = Xc @ beta + (0.0 if off is None else off)
         mu = link.inverse(eta)
         var, gp = fam.variance(mu), link.deriv(mu)
@@ -540,14 +553,16 @@ class GLM:
         p = Xc.shape[1]
         penalty = np.full(p, float(self.alpha))
         penalty[:int(self.fit_intercept)] = 0.0
-        bread = inverse_psd((Xc * (w / (var * gp**2))[:, None]).T @ Xc + np.diag(penalty))
+        bread = inverse_psd((Xc * (w * freq / (var * gp**2))[:, None]).T @ Xc
+                            + np.diag(penalty))
         if self.cov_type == "cluster":
             summed = np.zeros((cluster.max() + 1, p))
-            np.add.at(summed, cluster, scores)
+            np.add.at(summed, cluster, scores * freq[:, None])
             g = summed.shape[0]
             meat = summed.T @ summed * g / (g - 1) * (n - 1) / (n - p)
         else:
-            meat = scores.T @ scores * (n / (n - p) if self.cov_type == "HC1" else 1.0)
+            meat = (scores * freq[:, None]).T @ scores * (
+                n / (n - p) if self.cov_type == "HC1" else 1.0)
         return bread @ meat @ bread
 
     def _report_separation(self, saturated: int, n: int) -> None:
