@@ -297,6 +297,8 @@ def test_raw_longley_matches_the_nist_certified_values():
     d = sm.datasets.longley.load_pandas()  # GNP ~ 1e5, YEAR ~ 1950: ill-conditioned
     coef, intercept = wls(d.exog.values, d.endog.values)
     np.testing.assert_allclose(np.r_[intercept, coef], NIST_LONGLEY, rtol=1e-9)
+    glm = GLM("gaussian").fit(d.exog.values, d.endog.values)  # IRLS refines its solves too
+    np.testing.assert_allclose(np.r_[glm.intercept_, glm.coef_], NIST_LONGLEY, rtol=1e-9)
 
 
 def test_raw_cpunish_income_with_weights_matches_statsmodels():

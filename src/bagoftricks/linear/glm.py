@@ -23,7 +23,7 @@ from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
-from .solve import Gram, inverse_psd, solve_normal
+from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
 POSITIVE_TARGETS = ("poisson", "gamma", "inverse_gaussian", "negative_binomial", "tweedie")
@@ -73,6 +73,8 @@ class _IRLS:
         self.penalty, self.fi, self.names = penalty, int(fit_intercept), names
         self.rank_deficient = rank_deficient
         self.block = BLOCK_ROWS if self.numpy else X.shape[0]
+        if self.numpy:  # the last sweep's sqrt(W) and sqrt(W) z, row by row
+            self._sw, self._swz = np.empty(X.shape[0]), np.empty(X.shape[0])
 
     def _mean(self, X, beta, offset=None):
         eta = X @ self.to(beta[self.fi:]) + (float(beta[0]) if self.fi else 0.0)
@@ -126,6 +128,8 @@ class _IRLS:
             xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
             z = eta + (y - mu) * gp  # the working response, less the offset
             Z[:, 1 + p] = sw * (z if off is None else z - off)
+            if self.numpy:  # kept for a refinement of an ill-conditioned solve
+                self._sw[rows], self._swz[rows] = Z[:, 0], Z[:, 1 + p]
             gram.add(Z)
         A, b = gram.normal_equations(p, bool(self.fi))
         if not (np.isfinite(A).all() and np.isfinite(b).all()):  # weights over/underflow
@@ -151,6 +155,9 @@ class _IRLS:
         while it < max_iter:
             it += 1
             new = solve_normal(A, b, fallback=self.rank_deficient, names=self.names)
+            if self.numpy and 1e-12 < equilibrated_rcond(A) < 1e-6:
+                # digits were lost in the normal equations: refine from the data
+                new = refine(self.X, self._sw, self._swz, bool(self.fi), A, new, self.penalty)
             # the step's length in the metric of A (the Newton decrement): the same
             # whatever units the columns of X are in, unlike a largest-coefficient change
             step = (math.sqrt(max(float((new - beta) @ A @ (new - beta)), 0.0))

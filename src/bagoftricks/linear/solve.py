@@ -94,11 +94,12 @@ def equilibrated_rcond(A: np.ndarray) -> float:
 
 
 def refine(X: np.ndarray, sw: np.ndarray, rhs: np.ndarray, fit_intercept: bool,
-           A: np.ndarray, beta: np.ndarray) -> np.ndarray:
+           A: np.ndarray, beta: np.ndarray, penalty: np.ndarray | None = None) -> np.ndarray:
     """One step of iterative refinement from the data itself (the corrected semi-normal
-    equations): the weighted residual of ``beta`` in float64, then ``A δ = Xᵀ √W r``.
-    Two passes over X; it brings an ill-conditioned fit from the normal equations'
-    ``κ²·ε`` error to about ``κ·ε``."""
+    equations): the weighted residual of ``beta`` in float64, then
+    ``A δ = Xᵀ √W r − P β`` (``P = diag(penalty)``, included in ``A``). Two passes over
+    X; it brings an ill-conditioned fit from the normal equations' ``κ²·ε`` error to
+    about ``κ·ε``."""
     X64 = X.astype(np.float64, copy=False)
     coef, b0 = (beta[1:], beta[0]) if fit_intercept else (beta, 0.0)
     fitted = X64 @ coef + b0
@@ -107,6 +108,8 @@ def refine(X: np.ndarray, sw: np.ndarray, rhs: np.ndarray, fit_intercept: bool,
     g = X64.T @ (sw * r.T).T
     if fit_intercept:
         g = np.concatenate([(sw @ r)[None] if r.ndim > 1 else [sw @ r], g])
+    if penalty is not None:
+        g = g - penalty * beta
     return beta + solve_normal(A, g, fallback="pinv")
 
 
