@@ -103,7 +103,8 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
                                      "digits-zipf, breast-cancer-rare, mnist1d."),
          epochs: int = typer.Option(30, help="Epochs per run."),
          batch_size: int = typer.Option(32, help="Batch size."),
-         seeds: int = typer.Option(1, help="Repeat over this many seeds (spread reported)."),
+         seeds: int = typer.Option(3, help="Repeat over this many seeds (spread and paired "
+                                   "differences reported)."),
          out: Path = typer.Option(Path("bagoftricks-report"), help="Report folder."),
          overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
          quiet: bool = typer.Option(False, "--quiet", help="Plain one-line-per-epoch logs.")
@@ -145,7 +146,7 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             task: str = typer.Option(None, help="classification or regression (inferred)."),
             ablate: bool = typer.Option(False, help="Also switch each trick off in turn."),
             epochs: int = typer.Option(30), batch_size: int = typer.Option(64),
-            lr: float = typer.Option(1e-3), seeds: int = typer.Option(1),
+            lr: float = typer.Option(1e-3), seeds: int = typer.Option(3),
             out: Path = typer.Option(Path("bagoftricks-compare"), help="Report folder."),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:

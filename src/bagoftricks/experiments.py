@@ -48,14 +48,16 @@ def _mean_std(values, fmt: str = ".4f") -> str:
 
 
 def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
-    """A table: per variant, mean ± std over seeds of the headline numbers."""
+    """A table: per variant, mean ± std over seeds of the headline numbers, and the best
+    validation loss minus plain's of the same seed (with how many seeds it was lower)."""
     plain = {r.seed: r.result.history for r in runs if r.name == "plain"}
     names = list(dict.fromkeys(r.name for r in runs))
     classification = runs[0].result.task == "classification"
     metric_name = "balanced_accuracy" if classification else "r2"
     label = "balanced acc" if classification else "R²"
-    header = ["run", "best val loss", "epoch of best", "epochs to plain's best",
-              f"{label} at best", f"final {label}", "seconds"]
+    header = ["run", "best val loss", "minus plain's, paired", "lower than plain",
+              "epoch of best", "epochs to plain's best", f"{label} at best", f"final {label}",
+              "seconds"]
     rows, stats = [], {}
     for name in names:
         mine = [r for r in runs if r.name == name]
@@ -73,8 +75,11 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
             secs.append(sum(h.series("seconds")))
         stats[name] = {"best_val_loss": best, "epoch_of_best": at, "epochs_to_plain_best": reach,
                        "metric_at_best": at_best, "final_metric": metric, "seconds": secs}
-        rows.append([name, _mean_std(best), _mean_std(at, ".1f"), _mean_std(reach, ".1f"),
-                     _mean_std(at_best), _mean_std(metric), _mean_std(secs, ".1f")])
+        diff = np.array(best) - np.array([min(plain[r.seed].series("val_loss")) for r in mine])
+        rows.append([name, _mean_std(best), "–" if name == "plain" else _mean_std(diff),
+                     "–" if name == "plain" else f"{(diff < 0).sum()}/{len(diff)} seeds",
+                     _mean_std(at, ".1f"), _mean_std(reach, ".1f"), _mean_std(at_best),
+                     _mean_std(metric), _mean_std(secs, ".1f")])
     return header, rows, stats
 
 

@@ -14,15 +14,35 @@ from .loop import History  # noqa: E402
 
 
 def plot_losses(runs: dict[str, History], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (name, h) in enumerate(runs.items()):
-        epochs = h.series("epoch")
-        ax.plot(epochs, h.series("train_loss"), color=f"C{i}", ls="--", label=f"{name} train")
-        if h.series("val_loss")[0] is not None:
-            ax.plot(epochs, h.series("val_loss"), color=f"C{i}", label=f"{name} validation")
-    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss curves")
-    ax.legend()
-    fig.tight_layout()
+    """Small multiples: one panel per run against the plain run (train dashed,
+    validation solid, the first seed), sharing the axes; the legend sits below them."""
+    others = [name for name in runs if name != "plain"] or list(runs)
+    cols = min(3, len(others))
+    rows = -(-len(others) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows + 0.6),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, others, strict=False):
+        pairs = [("plain", "C0"), (name, "C1")] if "plain" in runs and name != "plain" \
+            else [(name, "C1")]
+        for label, color in pairs:
+            h = runs[label]
+            ax.plot(h.series("epoch"), h.series("train_loss"), color=color, ls="--")
+            if h.series("val_loss")[0] is not None:
+                ax.plot(h.series("epoch"), h.series("val_loss"), color=color)
+        ax.set(title=name if name == "plain" else f"{name} vs plain", yscale="log")
+    for index, ax in enumerate(axes.flat):
+        if index >= len(others):
+            ax.set_visible(False)
+        elif index + cols >= len(others):  # the lowest panel of its column
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("loss")
+    handles = [plt.Line2D([], [], color="C0"), plt.Line2D([], [], color="C1"),
+               plt.Line2D([], [], color="gray", ls="--"), plt.Line2D([], [], color="gray")]
+    fig.legend(handles, ["plain", "the run named in the panel", "train", "validation"],
+               loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 if rows == 1 else 0.04, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
