@@ -8,6 +8,7 @@ rank takes the same global batches and its strided share of each.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -179,7 +180,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     opt, prepare, logger = ctx.optimizer, ctx.prepare, Logger(log if rank == 0 else "none", epochs)
-    autocast = torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None)
+    autocast = (contextlib.nullcontext() if autocast_dtype is None  # (free in full precision)
+                else torch.autocast(device.type, autocast_dtype))
     with distributed.data_parallel(model, device) as net:
         if compile:
             net = torch.compile(net, **(compile if isinstance(compile, dict) else {}))
