@@ -56,7 +56,7 @@ class SmallCNN(nn.Module):
 def hand_loop(model, X, y, epochs, batch_size, extras: bool):
     """The standard recipe: Adam-family step, loss summed on the device, one read per
     epoch; ``extras``: with ``clip_grad_norm_`` and per-tensor centralization."""
-    opt = torch.optim.RAdam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # fit's default optimizer
     sampler = ShuffleSampler(len(y), seed=0, num_replicas=1, rank=0)
     params = [p for p in model.parameters()]
     for epoch in range(epochs):
@@ -97,7 +97,7 @@ def lightning_loop(model, X, y, epochs, batch_size):
             return F.cross_entropy(self.model(xb), yb)
 
         def configure_optimizers(self):
-            return torch.optim.RAdam(self.parameters(), lr=1e-3)
+            return torch.optim.Adam(self.parameters(), lr=1e-2)
 
     class Batches:  # an iterable of (x, y): one loader (a list would be many loaders)
         def __init__(self):
@@ -124,8 +124,10 @@ def variants(X, y, epochs, batch_size):
                                                                  True),
         "fit, Tricks.none()": lambda m: fit(m, (X, y), epochs=epochs, batch_size=batch_size,
                                             tricks=Tricks.none(), log="none"),
-        "fit, Tricks() (all)": lambda m: fit(m, (X, y), epochs=epochs, batch_size=batch_size,
-                                             tricks=Tricks(), log="none"),
+        "fit, Tricks() (defaults)": lambda m: fit(m, (X, y), epochs=epochs,
+                                                  batch_size=batch_size, log="none"),
+        "fit, Tricks.all()": lambda m: fit(m, (X, y), epochs=epochs, batch_size=batch_size,
+                                           tricks=Tricks.all(), log="none"),
     }
     try:
         import lightning  # noqa: F401

@@ -164,7 +164,7 @@ def test_a_validation_class_absent_from_training_does_not_crash_fit(balance):
     X = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
     y = np.arange(30) % 2
     res = fit(tabular_mlp(2, 3), (X, y), val_data=(X[:3], np.array([0, 1, 2])), epochs=1,
-              tricks=Tricks(balance=balance), log="none")
+              tricks=Tricks.all(balance=balance), log="none")
     assert res.history.epochs[0]["recall"][2] is not None
     for prior in (None, "balanced"):  # the unseen class keeps no shift, nothing is NaN
         out = res.predictor_for(prior)(torch.as_tensor(X)).softmax(1)
@@ -281,7 +281,7 @@ def test_cli_resume_with_another_seed_or_data_names_it(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / "m.partial" / "checkpoint.pt").exists()
     _one_line(runner.invoke(app, args + ["--resume", "--seed", "1"]), "other seed")
-    _one_line(runner.invoke(app, args + ["--resume", "--lr", "0.01"]), "other lr")
+    _one_line(runner.invoke(app, args + ["--resume", "--lr", "0.001"]), "other lr")
     _one_line(runner.invoke(app, [*args[:-3], "--epochs", "1", "--resume"]),
               "already trained 2 epochs")
     df.loc[0, "a"] += 1

@@ -105,7 +105,7 @@ def test_compare_with_ablation_writes_a_report(churn_csv, tmp_path):
     result = runner.invoke(app, ["compare", str(churn_csv), "--target", "churn", "--epochs",
                                  "2", "--ablate", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "without centralize" in result.output
+    assert "with centralize" in result.output and "without balance" in result.output
     assert {"report.md", "loss.png", "lr.png", "recall.png"} <= {p.name for p in out.iterdir()}
 
 

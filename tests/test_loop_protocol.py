@@ -55,7 +55,7 @@ class Recorder(Trick):
 def test_a_user_trick_runs_its_hooks_and_resumes_its_state(tmp_path):
     X, y = _imbalanced()
     first = Recorder()
-    over = Tricks(balance="oversample")
+    over = Tricks.all(balance="oversample")
     fit(tabular_mlp(5, 4), (X, y), epochs=2, batch_size=50, tricks=[*over.build(), first],
         checkpoint_dir=tmp_path, log="none")
     assert first.calls == ["setup", "start 0", "end 1", "start 1", "end 2"]
@@ -89,7 +89,7 @@ def _loss_at_init(balance):
     """The loss a model with zeroed last weights has at step 0 on what the loss sees."""
     X, y = _imbalanced()
     probe = Recorder()
-    tricks = [t for t in Tricks(balance=balance, standardize=False).build()
+    tricks = [t for t in Tricks.all(balance=balance, standardize=False).build()
               if isinstance(t, (Oversampling, BalancedWeights, LogitAdjustment, BiasInit))
               ] + [probe]
     model = tabular_mlp(5, 4)
@@ -147,10 +147,14 @@ def test_each_adapter_is_switched_off_by_its_flag():
     names = {"bias_init": "BiasInit", "balance": "LogitAdjustment", "standardize":
              "Standardization", "centralize": "Centralization", "clip_norm": "Clipping",
              "plateau": "Plateau"}
-    built = {type(t).__name__ for t in Tricks().build()}
+    built = {type(t).__name__ for t in Tricks.all().build()}
     assert set(names.values()) | {"LossAccumulation"} == built
     for flag, adapter in names.items():
-        assert adapter not in {type(t).__name__ for t in Tricks().without(flag).build()}
+        assert adapter not in {type(t).__name__ for t in Tricks.all().without(flag).build()}
+    assert {type(t).__name__ for t in Tricks().build()} == {"LossAccumulation",
+                                                             "LogitAdjustment"}
+    assert Tricks().off() == ["bias_init", "standardize", "centralize", "clip_norm", "plateau"]
+    assert Tricks().plus("clip_norm").clip_norm == 1.0
     assert {type(t).__name__ for t in Tricks.none().build()} == {"LossAccumulation"}
     assert "LeslieRescaling" in {type(t).__name__ for t in
                                  Tricks(reference_batch_size=32).build()}
@@ -159,8 +163,7 @@ def test_each_adapter_is_switched_off_by_its_flag():
 def test_clipping_and_centralization_inside_fit_equal_the_chapter_functions():
     # One SGD step with lr=1 from the same weights: the update is -(clip, then centralize)
     X, y = _imbalanced(64)
-    tricks = Tricks(bias_init=False, balance=None, standardize=False, plateau=False,
-                    clip_norm=0.01)
+    tricks = Tricks(balance=None, centralize=True, clip_norm=0.01)
     model = tabular_mlp(5, 4, (8,))
     reference = tabular_mlp(5, 4, (8,))
     fit(model, (X, y), epochs=1, batch_size=64, tricks=tricks, keep_best=None, log="none",

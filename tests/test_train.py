@@ -65,8 +65,8 @@ def test_history_has_the_task_metrics():
 
 def test_tricks_switch_on_and_off():
     assert Tricks.none().on() == []
-    assert "centralize" not in Tricks().without("centralize").on()
-    assert Tricks().without("clip_norm").clip_norm is None
+    assert "centralize" not in Tricks.all().without("centralize").on()
+    assert Tricks.all().without("clip_norm").clip_norm is None
     X, y = _toy()
     model = tabular_mlp(5, 3)
     fit(model, (X, y), epochs=1, tricks=Tricks.none(), log="none")
@@ -122,7 +122,7 @@ def test_the_returned_model_is_the_best_epoch_by_validation_loss():
 def test_keep_best_on_a_maximized_metric_and_the_predictor_standardizes():
     train, val = _overfitting_problem()
     res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=8, batch_size=16,
-              lr=1e-2, tricks=Tricks(), log="none", keep_best="balanced_accuracy")
+              lr=1e-2, tricks=Tricks.all(), log="none", keep_best="balanced_accuracy")
     accs = res.history.series("balanced_accuracy")
     assert res.best_epoch == int(np.argmax(accs)) + 1 and res.best_value == max(accs)
     assert isinstance(res.predictor[0], torch.nn.Module) and res.predictor[1] is res.model
@@ -160,7 +160,7 @@ def test_fit_leaves_the_callers_threads_rng_and_flags_as_found():
         rng = torch.random.get_rng_state()
         flags = (torch.get_default_dtype(), torch.is_grad_enabled(),
                  torch.are_deterministic_algorithms_enabled())
-        fit(model, train, val_data=val, epochs=2, tricks=Tricks(), log="none")
+        fit(model, train, val_data=val, epochs=2, tricks=Tricks.all(), log="none")
         assert torch.get_num_threads() == 1  # the numba kernel used to reset it to 2
         assert torch.equal(torch.random.get_rng_state(), rng)
         assert flags == (torch.get_default_dtype(), torch.is_grad_enabled(),

@@ -47,7 +47,7 @@ def main() -> None:
     kill_at = int(sys.argv[sys.argv.index("--kill-at-step") + 1]) if "--kill-at-step" in \
         sys.argv else None
     if kill_at is not None:
-        original = torch.optim.RAdam.step
+        original = torch.optim.Adam.step
         calls = [0]
 
         def step(self, *args, **kwargs):
@@ -55,13 +55,13 @@ def main() -> None:
             if calls[0] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, like a real crash
             return original(self, *args, **kwargs)
-        torch.optim.RAdam.step = step
+        torch.optim.Adam.step = step
     X, y = data()
     model = tabular_mlp(6, 2, (16,), seed=0)
     dataset = "--dataset" in sys.argv
     result = fit(model, inputs(X[:240], y[:240], dataset),
                  val_data=inputs(X[240:], y[240:], dataset), epochs=4,
-                 batch_size=16, tricks=Tricks(), checkpoint_dir=ckpt, resume=resume,
+                 batch_size=16, tricks=Tricks.all(), checkpoint_dir=ckpt, resume=resume,
                  checkpoint_every=5, seed=3, log="none")
     history = [{k: v for k, v in e.items() if k != "seconds"} for e in result.history.epochs]
     torch.save({"model": model.state_dict(), "history": history}, out)

@@ -1,5 +1,6 @@
-"""Side-by-side runs behind ``demo`` and ``compare``: the same model plain, with every
-trick, and (for ablations) with each trick switched off in turn."""
+"""Side-by-side runs behind ``demo`` and ``compare``: the same model plain, with the
+default tricks, with every trick, and (for ablations) with each trick switched off or
+on in turn."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ class Run:
 
 
 def variants(ablate: bool) -> dict[str, Tricks]:
-    out = {"plain": Tricks.none(), "all tricks": Tricks()}
+    """plain, the defaults and every trick; with ``ablate``, the defaults without each
+    trick they have and with each one they leave off."""
+    defaults = Tricks()
+    out = {"plain": Tricks.none(), "defaults": defaults, "all tricks": Tricks.all()}
     if ablate:
-        for name in Tricks().on():
-            out[f"without {name}"] = Tricks().without(name)
+        out.update({f"defaults without {n}": defaults.without(n) for n in defaults.on()})
+        out.update({f"defaults with {n}": defaults.plus(n) for n in defaults.off()})
     return out
 
 

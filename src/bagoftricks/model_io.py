@@ -53,7 +53,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                    overwrite: bool = False, lock: bool = True,
                    balance: str | None = "logit_adjust", device: str = "auto",
                    precision: str = "32", cache: Path | None = None) -> FitResult:
-    """Scan, encode into a memory-mapped cache, train with all tricks (10% held out for
+    """Scan, encode into a memory-mapped cache, train with the default tricks (10% held out for
     the metrics, the best epoch by validation loss kept), and write ``out``; returns
     the ``FitResult``.
 
@@ -94,7 +94,9 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                      lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
                      resume=resume, seed=seed, log=log, device=device, precision=precision)
         # the best epoch's weights behind the standardizer; the priors go to config.json
-        full = nn.Sequential(Standardize(result.standardizer), model).cpu()
+        standardize = (Standardize(result.standardizer) if result.standardizer is not None
+                       else Standardize(num_features=X.shape[1]))  # identity: same format
+        full = nn.Sequential(standardize, model).cpu()
         priors = {} if result.prior is None else {
             "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist()}
 

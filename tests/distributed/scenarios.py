@@ -78,19 +78,19 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
 
     torch.set_num_threads(1)
     if kill_at is not None:
-        original, calls = torch.optim.RAdam.step, [0]
+        original, calls = torch.optim.Adam.step, [0]
 
         def step(self, *args, **kwargs):
             calls[0] += 1
             if calls[0] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(self, *args, **kwargs)
-        torch.optim.RAdam.step = step
+        torch.optim.Adam.step = step
     X, y = data()
     model = tabular_mlp(6, 2, (16,), seed=0)
     res = fit(model, inputs(X[:n], y[:n], dataset), val_data=inputs(X[240:], y[240:], dataset),
               epochs=epochs,
-              batch_size=16, tricks=Tricks(balance=balance), checkpoint_dir=ckpt, resume=resume,
+              batch_size=16, tricks=Tricks.all(balance=balance), checkpoint_dir=ckpt, resume=resume,
               checkpoint_every=5, seed=3, log="none")
     return {"train": res.history.series("train_loss"), "val": res.history.series("val_loss"),
             "weights": [p.detach().double().flatten().tolist() for p in model.parameters()]}
