@@ -221,10 +221,11 @@ class Tricks:
     classification).
 
     The defaults are what the paired evidence of ``benchmarks/outcome.py`` supports (8
-    seeds, 150 epochs, five bundled tasks, Adam at 1e-2): a trick is on only where
-    removing it helps on no task. Only the logit-adjusted loss passes; bias init,
-    standardization, centralization, clipping and the plateau scheduler each hurt on
-    at least one task and are off (``Tricks.all()`` switches every one on).
+    seeds, 150 epochs, five bundled tasks, Adam at 1e-2): a trick is on only where it
+    hurts on no task. Bias init, standardization, centralization, clipping and the
+    plateau scheduler each hurt on at least one task and are off (``Tricks.all()``
+    switches every one on); the logit-adjusted loss is on (+1.4 points of balanced
+    accuracy on mnist1d-zipf; on digits-zipf -0.09, within one validation sample).
 
     ``balance``: ``"oversample"``, ``"weights"``, ``"logit_adjust"`` (with ``tau``) or
     ``None``. ``reference_batch_size``:

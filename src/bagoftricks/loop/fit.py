@@ -64,8 +64,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         ``pin_memory``, ``persistent_workers``, ``prefetch_factor``, ...).
     loss : ``"auto"``, ``"cross_entropy"`` or ``"mse"``.
     optimizer : a function of the parameters and ``lr`` returning a torch optimizer
-        (default Adam: at 1e-2 it reaches the reference recipe on every bundled task,
-        where RAdam at 1e-3 lost 2-7 points; ``benchmarks/outcome.py``).
+        (default Adam: at 1e-2 the defaults match or beat the reference recipe on four
+        of five bundled tasks, where RAdam at 1e-3 with every trick lost 1.6-6.5
+        points on each; ``benchmarks/outcome.py``).
     lr : the learning rate, or ``"auto"``: Leslie Smith's range test (``lr_find``) on
         the training data, run after the tricks' setup (standardization and the loss's
         logit adjustment included) at the batch size trained with, so the Leslie
