@@ -27,7 +27,7 @@ from bagoftricks import Centralized, FluctuationPlateau, Tricks, bias_for, fit
 from bagoftricks.data import load, stratified_split
 from bagoftricks.models import tabular_mlp
 
-TRICKS = Tricks(balance=None, standardize=False, clip_norm=None)  # bias, GC, plateau
+TRICKS = Tricks(balance=None, bias_init=True, centralize=True, plateau=True)  # the three
 
 
 def hand_loop(train, val, seed, epochs, tricks=True):
