@@ -85,7 +85,8 @@ def run(name: str, seeds: int, epochs: int):
             t0 = time.perf_counter()
             res = fit(tabular_mlp(X.shape[1], k, seed=seed), (X[tr], y[tr]),
                       val_data=(X[va], y[va]), epochs=epochs, batch_size=32, lr=1e-3,
-                      tricks=Tricks(balance=balance), seed=seed, log="none")
+                      optimizer=lambda p, lr: torch.optim.RAdam(p, lr=lr),
+                      tricks=Tricks.all(balance=balance), seed=seed, log="none")
             seconds = time.perf_counter() - t0
             deciders = {variant: res.predictor if balance is None
                         else res.predictor_for("balanced")}
