@@ -593,3 +593,47 @@ def test_pandas_object_columns_and_column_vectors():
         GLM("binomial").fit(frame, np.arange(80) % 3)
     with pytest.raises(ValueError, match="continuous"):
         GLM("binomial").fit(frame, y * 10)
+
+
+# -- streamed fits ------------------------------------------------------------------------
+@pytest.mark.parametrize("family, link", [("gaussian", None), ("binomial", None),
+                                          ("poisson", None), ("gamma", "log")])
+def test_fit_blocks_equals_the_in_memory_fit(family, link):
+    rng = np.random.default_rng(21)
+    n = 1300
+    X = rng.normal(size=(n, 4))
+    eta = 0.2 + X @ [0.4, -0.3, 0.2, 0.1]
+    off = rng.normal(scale=0.1, size=n)
+    y = {"gaussian": eta + rng.normal(size=n),
+         "binomial": (rng.random(n) < 1 / (1 + np.exp(-eta - off))).astype(float),
+         "poisson": rng.poisson(np.exp(eta + off)).astype(float),
+         "gamma": rng.gamma(2.0, np.exp(eta + off) / 2)}[family]
+    w = rng.uniform(0.5, 2, n)
+    ref = GLM(family, link).fit(X, y, sample_weight=w, offset=off)
+    cuts = [0, 17, 400, 401, 900, n]
+
+    def blocks():  # uneven blocks, one of a single row; tensors for one of them
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            Xb = torch.as_tensor(X[a:b]) if a == 400 else X[a:b]
+            yield Xb, y[a:b], w[a:b], off[a:b]
+
+    ours = GLM(family, link).fit_blocks(blocks)
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_],
+                               np.r_[ref.intercept_, ref.coef_], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.bse_, ref.bse_, rtol=1e-9)
+    for name in ("deviance_", "null_deviance_", "llf_", "scale_"):
+        assert getattr(ours, name) == pytest.approx(getattr(ref, name), rel=1e-9), name
+    np.testing.assert_allclose(ours.predict_mean(X[:5], offset=off[:5]),
+                               ref.predict_mean(X[:5], offset=off[:5]), rtol=1e-10)
+
+
+def test_fit_blocks_bad_input_is_named():
+    X = np.ones((4, 2))
+    with pytest.raises(ValueError, match="blocks: no rows"):
+        GLM().fit_blocks(lambda: iter([]))
+    with pytest.raises(ValueError, match="each block must be"):
+        GLM().fit_blocks(lambda: iter([X]))
+    with pytest.raises(ValueError, match="a block has 3 columns, the first had 2"):
+        GLM().fit_blocks(lambda: iter([(X, np.ones(4)), (np.ones((4, 3)), np.ones(4))]))
+    with pytest.raises(ValueError, match="fit_blocks: class_weight"):
+        GLM("binomial", class_weight="balanced").fit_blocks(lambda: iter([(X, np.ones(4))]))

@@ -69,3 +69,17 @@ def test_fit_command_with_nproc_2_through_torchrun(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.pt").exists() and not Path(f"{out}.partial").exists()
     assert proc.stdout.count("model written") == 1  # only rank 0 speaks
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_two_process_streamed_glm_equals_the_one_process_fit(family):
+    from bagoftricks.linear import GLM
+
+    X, y, w, off, _ = scenarios.glm_problem(family)
+    ref = GLM(family).fit(X, y, sample_weight=w, offset=off)
+    ranks = harness.run("glm_blocks", 2, family=family)
+    assert ranks[0] == ranks[1]  # every rank holds the same fit
+    np.testing.assert_allclose(ranks[0]["params"], [ref.intercept_, *ref.coef_], rtol=1e-10)
+    np.testing.assert_allclose(ranks[0]["bse"], ref.bse_, rtol=1e-9)
+    assert ranks[0]["deviance"] == pytest.approx(ref.deviance_, rel=1e-10)
+    assert ranks[0]["llf"] == pytest.approx(ref.llf_, rel=1e-10)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.linalg
@@ -63,18 +64,33 @@ class _IRLS:
     """
 
     def __init__(self, fam, link_name, to, X, y, w, penalty, fit_intercept, names,
-                 rank_deficient, offset=None):
-        self.numpy = isinstance(to(y[:1]), np.ndarray)
+                 rank_deficient, offset=None, blocks=None, ybar=None):
+        """In memory (``X, y, w, offset``), or streamed: ``blocks()`` returns an iterator
+        of NumPy ``(X, y, w, offset)`` blocks (one pass each time it is called, the rows
+        of this rank only; ``X`` etc. are then None) and ``ybar`` is the weighted mean of
+        y over every rank. Streamed sweeps are summed over ranks (one all-reduce)."""
+        self.streamed = blocks is not None
+        self.numpy = self.streamed or isinstance(to(y[:1]), np.ndarray)
         self.xp = np if self.numpy else __import__("torch")
         self.fam, self.lk = fam, make_link(link_name, fam, self.xp)
-        self.to, self.X, self.y, self.w = to, to(X), to(y), to(w)
+        self.to, self.penalty, self.fi, self.names = to, penalty, int(fit_intercept), names
+        self.rank_deficient = rank_deficient
+        if self.streamed:
+            self.blocks, self.ybar, self.X = blocks, ybar, None
+            return
+        self.X, self.y, self.w = to(X), to(y), to(w)
         self.offset = None if offset is None else to(offset)
         self.ybar = float((w * y).sum() / w.sum())
-        self.penalty, self.fi, self.names = penalty, int(fit_intercept), names
-        self.rank_deficient = rank_deficient
         self.block = BLOCK_ROWS if self.numpy else X.shape[0]
         if self.numpy:  # the last sweep's sqrt(W) and sqrt(W) z, row by row
             self._sw, self._swz = np.empty(X.shape[0]), np.empty(X.shape[0])
+
+    def _in_memory_blocks(self):
+        n = self.X.shape[0]
+        for start in range(0, n, self.block):
+            rows = slice(start, min(start + self.block, n))
+            yield (self.X[rows], self.y[rows], self.w[rows],
+                   None if self.offset is None else self.offset[rows])
 
     def _mean(self, X, beta, offset=None):
         eta = X @ self.to(beta[self.fi:]) + (float(beta[0]) if self.fi else 0.0)
@@ -98,24 +114,29 @@ class _IRLS:
         return bool((ok | ~used).all())
 
     def sweep(self, beta):
-        """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1)."""
-        xp, (n, p) = self.xp, self.X.shape
-        gram = Gram(p + 2, self.X)
-        buf = (np.empty((min(self.block, n), p + 2), dtype=self.X.dtype) if self.numpy
-               else self.X.new_empty((n, p + 2)))
+        """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1);
+        ``(None, None, inf, inf, 0)`` when a mean leaves the family's domain (on any
+        rank) or the working weights overflow."""
+        xp = self.xp
+        gram = buf = None
         dev = pearson = 0.0
-        saturated = 0
-        for start in range(0, n, self.block):
-            rows = slice(start, min(start + self.block, n))
-            X, y, w = self.X[rows], self.y[rows], self.w[rows]
-            off = None if self.offset is None else self.offset[rows]
+        saturated, outside, start = 0, False, 0
+        for X, y, w, off in (self.blocks() if self.streamed else self._in_memory_blocks()):
+            n, p = X.shape
+            if gram is None:
+                gram = Gram(p + 2, X)
+                buf = (np.empty((max(n, 1), p + 2), dtype=X.dtype) if self.numpy
+                       else X.new_empty((n, p + 2)))
+            if outside:
+                continue  # (read on, so every rank makes the same collectives)
             if beta is None:
                 mu = self.fam.start_mu(y, w, self.ybar)
                 eta = self.lk.link(mu)
             else:
                 eta, mu = self._mean(X, beta, off)
                 if not self._in_domain(mu, w):  # a non-canonical link can step outside
-                    return None, None, math.inf, math.inf, 0
+                    outside = True
+                    continue
             var = self.fam.variance(mu)
             dev += float((w * self.fam.unit_deviance(y, mu)).sum())
             pearson += float((w * (y - mu) ** 2 / var).sum())
@@ -123,15 +144,23 @@ class _IRLS:
                 saturated += int((((mu < 1e-8) | (mu > 1 - 1e-8)) & (w > 0)).sum())
             gp = self.lk.deriv(mu)
             sw = xp.sqrt(w / (var * gp**2))
-            Z = buf[:rows.stop - start]
+            if self.numpy and len(buf) < n:
+                buf = np.empty((n, p + 2), dtype=X.dtype)
+            Z = buf[:n]
             Z[:, 0] = sw
             xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
             z = eta + (y - mu) * gp  # the working response, less the offset
             Z[:, 1 + p] = sw * (z if off is None else z - off)
-            if self.numpy:  # kept for a refinement of an ill-conditioned solve
-                self._sw[rows], self._swz[rows] = Z[:, 0], Z[:, 1 + p]
+            if not self.streamed and self.numpy:  # kept to refine an ill-conditioned solve
+                self._sw[start:start + n], self._swz[start:start + n] = Z[:, 0], Z[:, 1 + p]
+            start += n
             gram.add(Z)
-        A, b = gram.normal_equations(p, bool(self.fi))
+        if self.streamed:
+            gram, dev, pearson, saturated, outside = _summed_over_ranks(
+                gram, dev, pearson, saturated, outside)
+        if outside:
+            return None, None, math.inf, math.inf, 0
+        A, b = gram.normal_equations(gram.acc.shape[0] - 2, bool(self.fi))
         if not (np.isfinite(A).all() and np.isfinite(b).all()):  # weights over/underflow
             return None, None, math.inf, math.inf, 0             # far from the domain
         return A + np.diag(self.penalty), b[:, 0], dev, pearson, saturated
@@ -155,7 +184,7 @@ class _IRLS:
         while it < max_iter:
             it += 1
             new = solve_normal(A, b, fallback=self.rank_deficient, names=self.names)
-            if self.numpy and 1e-12 < equilibrated_rcond(A) < 1e-6:
+            if not self.streamed and self.numpy and 1e-12 < equilibrated_rcond(A) < 1e-6:
                 # digits were lost in the normal equations: refine from the data
                 new = refine(self.X, self._sw, self._swz, bool(self.fi), A, new, self.penalty)
             # the step's length in the metric of A (the Newton decrement): the same
@@ -193,6 +222,34 @@ class _IRLS:
         return {"beta": beta, "A": A, "iterations": it, "converged": converged,
                 "change": change, "penalized_deviance": pen_dev, "deviance": dev,
                 "pearson": pearson, "saturated": saturated}
+
+
+def _sums_over_ranks(*values: float) -> tuple:
+    """``values`` summed over every rank (one all-reduce; themselves on one process)."""
+    import torch
+
+    from .. import distributed
+
+    total = distributed.all_reduce_sum(torch.tensor(values, dtype=torch.float64))
+    return tuple(float(v) for v in total)
+
+
+def _summed_over_ranks(gram, dev, pearson, saturated, outside):
+    """A streamed sweep's Gram matrix and sums, added over every rank (one all-reduce;
+    nothing to do on one process)."""
+    from .. import distributed
+
+    if not distributed.is_distributed():
+        return gram, dev, pearson, saturated, outside
+    import torch
+
+    packed = torch.as_tensor(np.r_[gram.acc.ravel(order="F"), dev, pearson, saturated,
+                                   float(outside)], dtype=torch.float64)
+    total = distributed.all_reduce_sum(packed).numpy()
+    k = gram.acc.shape[0]
+    gram.acc = np.asfortranarray(total[:k * k].reshape((k, k), order="F").astype(
+        gram.acc.dtype))
+    return gram, float(total[-4]), float(total[-3]), int(total[-2]), bool(total[-1])
 
 
 def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
@@ -496,16 +553,7 @@ class GLM:
                 beta0 = None  # (a subsample can separate or lose rank: start plainly)
         fit = problem(X, y, w, off).run(beta0, tol, self.max_iter)
         beta = fit["beta"]
-        self.n_iter_, self.converged_ = fit["iterations"], fit["converged"]
-        if not self.converged_:
-            change, pen = fit["change"], fit["penalized_deviance"]
-            warnings.warn(f"GLM: no convergence in {self.max_iter} iterations; the last "
-                          f"deviance change was {change:.3g} (relative "
-                          f"{change / (abs(pen) + 1):.3g}, tol {tol:g})",
-                          ConvergenceWarning, stacklevel=2)
-        self.intercept_ = float(beta[0]) if fi else 0.0
-        self.coef_ = np.asarray(beta[fi:])
-        self.deviance_ = fit["deviance"]
+        self._set_fit(fit, tol)
         ybar = (w * y).sum() / w.sum()
         if not fi:
             self.null_deviance_ = None
@@ -517,12 +565,7 @@ class GLM:
                                           ["intercept"]).run(None, tol,
                                                              self.max_iter)["deviance"]
         self.nobs_ = float(freq.sum())  # rows, counting repeats
-        df_resid = max(self.nobs_ - len(beta), 1)
-        scale = self.scale if self.scale is not None else (
-            1.0 if fam.fixed_scale else "X2")
-        self.scale_ = float({"X2": fit["pearson"] / df_resid,
-                             "dev": fit["deviance"] / df_resid}.get(scale, scale))
-        self.cov_params_ = inverse_psd(fit["A"]) * self.scale_
+        self._set_scale(fit)
         if self.cov_type != "nonrobust":
             self.cov_params_ = self._sandwich(X, y, var_w, freq, off, beta, groups)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
@@ -536,6 +579,123 @@ class GLM:
         self._names = names
         if fit["saturated"]:
             self._report_separation(fit["saturated"], int((w > 0).sum()))
+        return self
+
+    def _set_fit(self, fit: dict, tol: float) -> None:
+        """The coefficients and convergence of an IRLS run (a warning if it did not)."""
+        beta, fi = fit["beta"], int(self.fit_intercept)
+        self.n_iter_, self.converged_ = fit["iterations"], fit["converged"]
+        if not self.converged_:
+            change, pen = fit["change"], fit["penalized_deviance"]
+            warnings.warn(f"GLM: no convergence in {self.max_iter} iterations; the last "
+                          f"deviance change was {change:.3g} (relative "
+                          f"{change / (abs(pen) + 1):.3g}, tol {tol:g})",
+                          ConvergenceWarning, stacklevel=3)
+        self.intercept_ = float(beta[0]) if fi else 0.0
+        self.coef_ = np.asarray(beta[fi:])
+        self.deviance_ = fit["deviance"]
+
+    def _set_scale(self, fit: dict) -> None:
+        """The dispersion (``scale``'s rule) and the model-based covariance; needs
+        ``nobs_``."""
+        df_resid = max(self.nobs_ - len(fit["beta"]), 1)
+        scale = self.scale if self.scale is not None else (
+            1.0 if self._family(np).fixed_scale else "X2")
+        self.scale_ = float({"X2": fit["pearson"] / df_resid,
+                             "dev": fit["deviance"] / df_resid}.get(scale, scale))
+        self.cov_params_ = inverse_psd(fit["A"]) * self.scale_
+
+    def fit_blocks(self, blocks: Callable[[], Iterable], *, feature_names=None) -> GLM:
+        """Fit from row blocks, one streamed pass over the data per IRLS iteration.
+
+        ``blocks()`` returns an iterator of ``(X, y)``, ``(X, y, weight)`` or
+        ``(X, y, weight, offset)`` blocks (NumPy arrays or tensors; ``weight`` and
+        ``offset`` may be None); it is called once per pass, so the data need never be
+        in memory at once. Under ``torch.distributed`` each rank passes only its own
+        rows: every pass's Gram matrix and sums are all-reduced ((p + 2)² numbers), so
+        all ranks hold the fit of all the rows. Binomial takes 0/1 or proportions.
+        Not streamed (use ``fit``): ``class_weight``, robust ``cov_type``, frequency
+        weights; the ill-conditioning refinement needs the data in memory, so here only
+        the equilibrated normal equations protect an ill-conditioned fit."""
+        self._check_params()
+        if self.class_weight is not None or self.cov_type != "nonrobust":
+            raise ValueError("fit_blocks: class_weight and robust cov_type need fit() "
+                             "(the rows in memory)")
+        fam = self._family(np)
+
+        def checked():
+            for block in blocks():
+                if not isinstance(block, (tuple, list)) or not 2 <= len(block) <= 4:
+                    raise ValueError("blocks: each block must be (X, y[, weight[, offset]])")
+                X = as_float_array(block[0], "X", ndim=2)
+                y = as_float_array(block[1], "y", ndim=1, dtype=X.dtype)
+                if y.shape[0] != X.shape[0]:
+                    raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
+                if not fam.in_support(y).all():
+                    raise ValueError(f"y: the {self.family} family needs y {fam.support}")
+                w = check_weights(block[2] if len(block) > 2 else None, len(y), X.dtype)
+                off = block[3] if len(block) > 3 else None
+                yield X, y, w, None if off is None else _offset(off, None, len(y), X.dtype)
+
+        rows = width = 0
+        sums = np.zeros(3)  # Σw, Σw y, blocks with an offset
+        for X, y, w, off in checked():
+            if width and X.shape[1] != width:
+                raise ValueError(f"X: a block has {X.shape[1]} columns, the first had {width}")
+            width, rows = X.shape[1], rows + len(y)
+            sums += [w.sum(), (w * y).sum(), off is not None]
+        n, wsum, wysum, offsets, ranks_with_rows, widths = _sums_over_ranks(
+            rows, *sums, float(rows > 0), float(width if rows else 0))
+        if n == 0:
+            raise ValueError("blocks: no rows")
+        if widths != width * ranks_with_rows and rows:
+            raise ValueError("X: the ranks' blocks have different numbers of columns")
+        width = int(round(widths / ranks_with_rows))
+        ybar = wysum / wsum
+        self.n_features_in_, self.nobs_ = int(width), float(n)
+        names = (["intercept"] if self.fit_intercept else []) + (
+            list(feature_names) if feature_names is not None else
+            [f"x{j}" for j in range(width)])
+        fi = int(self.fit_intercept)
+        penalty = np.full(width + fi, self.alpha)
+        penalty[:fi] = 0.0
+        if self.family == "binomial":
+            self._classes, self.prior_ = np.array([0.0, 1.0]), float(ybar)
+            self.effective_prior_ = self.prior_
+        tol = self.tol
+
+        def problem(source, pen=penalty, intercept=self.fit_intercept, labels=names):
+            return _IRLS(fam, self.link, np.asarray, None, None, None, pen, intercept,
+                         labels, self.rank_deficient, blocks=source, ybar=ybar)
+
+        fit = problem(checked).run(None, tol, self.max_iter)
+        self._set_fit(fit, tol)
+        self._set_scale(fit)
+        self.bse_ = np.sqrt(np.diag(self.cov_params_))
+        self._names = names
+        link = make_link(self.link, fam, np)
+        totals = np.zeros(2)  # the log-likelihood at the fit, the null deviance
+        ml_scale = self.deviance_ / n if self.family == "gaussian" and self.link in (
+            None, "identity") else self.scale_  # as R's logLik, like fit()
+        for X, y, w, off in checked():
+            mu = link.inverse(X @ self.coef_ + self.intercept_ + (0.0 if off is None else off))
+            totals += [log_likelihood(self.family, y, mu, w, ml_scale,
+                                      nb_alpha=self.nb_alpha).sum(),
+                       (w * fam.unit_deviance(y, np.full_like(y, ybar))).sum()]
+        self.llf_, null = _sums_over_ranks(*totals)
+        if not fi:
+            self.null_deviance_ = None
+        elif not offsets:
+            self.null_deviance_ = float(null)
+        else:  # the intercept-only model with the same offsets, as statsmodels fits it
+            def intercept_only():
+                for X, y, w, off in checked():
+                    yield X[:, :0], y, w, off
+            self.null_deviance_ = problem(intercept_only, np.zeros(1), True,
+                                          ["intercept"]).run(None, tol,
+                                                             self.max_iter)["deviance"]
+        if fit["saturated"]:
+            self._report_separation(fit["saturated"], int(n))
         return self
 
     def _sandwich(self, X, y, w, freq, off, beta, groups) -> np.ndarray:
