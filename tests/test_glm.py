@@ -609,13 +609,14 @@ def test_fit_blocks_equals_the_in_memory_fit(family, link):
          "poisson": rng.poisson(np.exp(eta + off)).astype(float),
          "gamma": rng.gamma(2.0, np.exp(eta + off) / 2)}[family]
     w = rng.uniform(0.5, 2, n)
-    ref = GLM(family, link).fit(X, y, sample_weight=w, offset=off)
+    f = rng.integers(1, 4, n).astype(float)
+    ref = GLM(family, link).fit(X, y, sample_weight=w, offset=off, freq_weight=f)
     cuts = [0, 17, 400, 401, 900, n]
 
     def blocks():  # uneven blocks, one of a single row; tensors for one of them
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             Xb = torch.as_tensor(X[a:b]) if a == 400 else X[a:b]
-            yield Xb, y[a:b], w[a:b], off[a:b]
+            yield Xb, y[a:b], w[a:b], off[a:b], f[a:b]
 
     ours = GLM(family, link).fit_blocks(blocks)
     np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_],

@@ -608,15 +608,16 @@ class GLM:
     def fit_blocks(self, blocks: Callable[[], Iterable], *, feature_names=None) -> GLM:
         """Fit from row blocks, one streamed pass over the data per IRLS iteration.
 
-        ``blocks()`` returns an iterator of ``(X, y)``, ``(X, y, weight)`` or
-        ``(X, y, weight, offset)`` blocks (NumPy arrays or tensors; ``weight`` and
-        ``offset`` may be None); it is called once per pass, so the data need never be
+        ``blocks()`` returns an iterator of ``(X, y[, weight[, offset[, freq_weight]]])``
+        blocks (NumPy arrays or tensors; the optional ones may be None; ``weight`` are
+        variance weights, as ``fit``'s ``sample_weight``); it is called once per pass, so
+        the data need never be
         in memory at once. Under ``torch.distributed`` each rank passes only its own
         rows: every pass's Gram matrix and sums are all-reduced ((p + 2)² numbers), so
         all ranks hold the fit of all the rows. Binomial takes 0/1 or proportions.
-        Not streamed (use ``fit``): ``class_weight``, robust ``cov_type``, frequency
-        weights; the ill-conditioning refinement needs the data in memory, so here only
-        the equilibrated normal equations protect an ill-conditioned fit."""
+        Not streamed (use ``fit``): ``class_weight`` and robust ``cov_type``; the
+        ill-conditioning refinement needs the data in memory, so here only the
+        equilibrated normal equations protect an ill-conditioned fit."""
         self._check_params()
         if self.class_weight is not None or self.cov_type != "nonrobust":
             raise ValueError("fit_blocks: class_weight and robust cov_type need fit() "
@@ -625,26 +626,34 @@ class GLM:
 
         def checked():
             for block in blocks():
-                if not isinstance(block, (tuple, list)) or not 2 <= len(block) <= 4:
-                    raise ValueError("blocks: each block must be (X, y[, weight[, offset]])")
+                if not isinstance(block, (tuple, list)) or not 2 <= len(block) <= 5:
+                    raise ValueError("blocks: each block must be (X, y[, weight[, offset"
+                                     "[, freq_weight]]])")
                 X = as_float_array(block[0], "X", ndim=2)
                 y = as_float_array(block[1], "y", ndim=1, dtype=X.dtype)
                 if y.shape[0] != X.shape[0]:
                     raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
                 if not fam.in_support(y).all():
                     raise ValueError(f"y: the {self.family} family needs y {fam.support}")
-                w = check_weights(block[2] if len(block) > 2 else None, len(y), X.dtype)
-                off = block[3] if len(block) > 3 else None
-                yield X, y, w, None if off is None else _offset(off, None, len(y), X.dtype)
+                more = [*block[2:], None, None, None][:3]
+                w = check_weights(more[0], len(y), X.dtype)
+                freq = check_weights(more[2], len(y), X.dtype) if more[2] is not None else None
+                off = None if more[1] is None else _offset(more[1], None, len(y), X.dtype)
+                yield X, y, w, off, freq
+
+        def weighted():  # what IRLS sees: variance times frequency weights
+            for X, y, w, off, freq in checked():
+                yield X, y, w if freq is None else w * freq, off
 
         rows = width = 0
-        sums = np.zeros(3)  # Σw, Σw y, blocks with an offset
-        for X, y, w, off in checked():
+        sums = np.zeros(4)  # Σ w f, Σ w f y, blocks with an offset, rows counting repeats
+        for X, y, w, off, freq in checked():
             if width and X.shape[1] != width:
                 raise ValueError(f"X: a block has {X.shape[1]} columns, the first had {width}")
+            f = np.ones(len(y)) if freq is None else freq
             width, rows = X.shape[1], rows + len(y)
-            sums += [w.sum(), (w * y).sum(), off is not None]
-        n, wsum, wysum, offsets, ranks_with_rows, widths = _sums_over_ranks(
+            sums += [(w * f).sum(), (w * f * y).sum(), off is not None, f.sum()]
+        _, wsum, wysum, offsets, n, ranks_with_rows, widths = _sums_over_ranks(
             rows, *sums, float(rows > 0), float(width if rows else 0))
         if n == 0:
             raise ValueError("blocks: no rows")
@@ -668,7 +677,7 @@ class GLM:
             return _IRLS(fam, self.link, np.asarray, None, None, None, pen, intercept,
                          labels, self.rank_deficient, blocks=source, ybar=ybar)
 
-        fit = problem(checked).run(None, tol, self.max_iter)
+        fit = problem(weighted).run(None, tol, self.max_iter)
         self._set_fit(fit, tol)
         self._set_scale(fit)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
@@ -677,11 +686,12 @@ class GLM:
         totals = np.zeros(2)  # the log-likelihood at the fit, the null deviance
         ml_scale = self.deviance_ / n if self.family == "gaussian" and self.link in (
             None, "identity") else self.scale_  # as R's logLik, like fit()
-        for X, y, w, off in checked():
+        for X, y, w, off, freq in checked():
+            f = 1.0 if freq is None else freq
             mu = link.inverse(X @ self.coef_ + self.intercept_ + (0.0 if off is None else off))
-            totals += [log_likelihood(self.family, y, mu, w, ml_scale,
-                                      nb_alpha=self.nb_alpha).sum(),
-                       (w * fam.unit_deviance(y, np.full_like(y, ybar))).sum()]
+            totals += [(f * log_likelihood(self.family, y, mu, w, ml_scale,
+                                           nb_alpha=self.nb_alpha)).sum(),
+                       (w * f * fam.unit_deviance(y, np.full_like(y, ybar))).sum()]
         self.llf_, null = _sums_over_ranks(*totals)
         if not fi:
             self.null_deviance_ = None
@@ -689,7 +699,7 @@ class GLM:
             self.null_deviance_ = float(null)
         else:  # the intercept-only model with the same offsets, as statsmodels fits it
             def intercept_only():
-                for X, y, w, off in checked():
+                for X, y, w, off in weighted():
                     yield X[:, :0], y, w, off
             self.null_deviance_ = problem(intercept_only, np.zeros(1), True,
                                           ["intercept"]).run(None, tol,
