@@ -200,3 +200,62 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert "--cache-dir: cannot write to" in result.output
     assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "m").exists()
+
+
+def _insurance(tmp_path, n=600):
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"age": rng.normal(size=n), "region": rng.choice(["n", "s", "e"], n),
+                       "exposure": rng.uniform(0.5, 2, n), "w": rng.uniform(0.5, 2, n),
+                       "count": rng.integers(1, 4, n)})
+    eta = 0.2 + 0.5 * df.age + (df.region == "s") * 0.3 + np.log(df.exposure)
+    df["claims"] = rng.poisson(np.exp(eta))
+    path = tmp_path / "claims.csv"
+    df.to_csv(path, index=False)
+    return df, path
+
+
+def test_glm_streams_with_weight_offset_and_frequency_columns(tmp_path):
+    import statsmodels.api as sm
+
+    df, path = _insurance(tmp_path)
+    df["log_exposure"] = np.log(df.exposure)
+    df.drop(columns="exposure").to_csv(path, index=False)
+    result = runner.invoke(app, ["glm", str(path), "--target", "claims", "--family",
+                                 "poisson", "--weight", "w", "--offset", "log_exposure",
+                                 "--freq-weight", "count", "--scale", "X2"])
+    assert result.exit_code == 0, result.output
+    X = np.c_[np.ones(len(df)), df.age, df.region == "n", df.region == "s"].astype(float)
+    ref = sm.GLM(df.claims, X, family=sm.families.Poisson(), offset=df.log_exposure,
+                 var_weights=df.w, freq_weights=df["count"]).fit(scale="X2")
+    rows = {line.split()[0]: line.split()[1:3] for line in result.output.splitlines()
+            if line.split() and line.split()[0] in ("intercept", "age", "region=n",
+                                                    "region=s")}
+    got = [[float(v) for v in rows[k]] for k in ("intercept", "age", "region=n", "region=s")]
+    np.testing.assert_allclose([g[0] for g in got], ref.params, rtol=1e-5)
+    np.testing.assert_allclose([g[1] for g in got], ref.bse, rtol=1e-5)
+    assert "scale" in result.output and "(X2)" in result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--weight", "nope"], "--weight: no numeric column 'nope'"),
+    (["--offset", "region"], "--offset: no numeric column 'region'"),
+    (["--freq-weight", "claims"], "(it is the target)"),
+    (["--scale", "big"], "--scale: expected X2, dev or a number"),
+])
+def test_glm_bad_columns_are_one_line(tmp_path, args, needle):
+    _, path = _insurance(tmp_path)
+    result = runner.invoke(app, ["glm", str(path), "--target", "claims", "--family",
+                                 "poisson", *args])
+    assert result.exit_code == 2 and needle in result.output, result.output
+
+
+def test_glm_negative_weight_and_nan_offset_are_named(tmp_path):
+    df, path = _insurance(tmp_path)
+    df.loc[5, "w"] = -1.0
+    df.loc[7, "exposure"] = np.nan
+    df.to_csv(path, index=False)
+    for args, needle in ((["--weight", "w"], "--weight: column 'w' has a negative value"),
+                         (["--offset", "exposure"], "--offset: column 'exposure' has missing")):
+        result = runner.invoke(app, ["glm", str(path), "--target", "claims", "--family",
+                                     "poisson", *args])
+        assert result.exit_code == 2 and needle in result.output, result.output

@@ -374,36 +374,52 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                    "inverse_gaussian, negative_binomial, tweedie."),
         link: str = typer.Option(None, help="Link (default: canonical)."),
         class_weight: str = typer.Option(None, help="balanced (binomial only)."),
-        alpha: float = typer.Option(0.0, help="L2 penalty.")) -> None:
-    """Fit a GLM by IRLS and print its summary."""
-    from .linear import GLM
-    from .tabular import read
+        alpha: float = typer.Option(0.0, help="L2 penalty."),
+        weight: str = typer.Option(None, help="Column of variance weights."),
+        offset: str = typer.Option(None, help="Column added to the linear predictor."),
+        freq_weight: str = typer.Option(None, help="Column of frequency weights (counts)."),
+        scale: str = typer.Option(None, help="Dispersion: X2, dev or a number (default: "
+                                  "1 for binomial and Poisson, else X2)."),
+        nproc: int = typer.Option(1, help="Processes (torchrun, gloo on CPU): each reads "
+                                  "its share of the record batches.")) -> None:
+    """Fit a GLM by IRLS, streaming the file by record batches (one pass per iteration),
+    and print its summary with the dispersion and covariance used."""
+    from . import distributed
+    from .glm_table import stream_fit
 
     check_choice("--family", family, ("gaussian", "binomial", "poisson", "gamma",
                                       "inverse_gaussian", "negative_binomial", "tweedie"))
     if class_weight is not None:
         check_choice("--class-weight", class_weight, ("balanced",))
     check_float("--alpha", alpha)
-    task = "classification" if family == "binomial" else "regression"
-    s, X, y = read(data, target, task)
-    if family == "binomial" and len(s.schema.classes) != 2:
-        raise ValueError(f"--target: binomial needs 2 classes, {target!r} has "
-                         f"{len(s.schema.classes)}")
-    # With an intercept, a constant column and a full set of one-hot columns are
-    # collinear: drop constants and each string column's first level (the reference).
-    names = s.schema.feature_names()
-    dropped = set(s.constant) | {f"{c}={v[0]}" for c, v in s.schema.categorical.items() if v}
-    keep = [i for i, n in enumerate(names) if n not in dropped and n.split("=")[0]
-            not in s.constant]
-    if len(keep) < len(names):
-        typer.echo(f"left out (constant, or the reference level of a string column): "
-                   f"{', '.join(n for i, n in enumerate(names) if i not in set(keep))}")
-    model = GLM(family, link=link, class_weight=class_weight, alpha=alpha)
-    model.fit(X[:, keep].astype(np.float64), y.astype(np.float64),
-              feature_names=[names[i] for i in keep])
-    if family == "binomial":
-        typer.echo(f"modelling P({target} = {s.schema.classes[1]})")
-    typer.echo(model.summary())
+    check_int("--nproc", nproc, 1)
+    if scale is not None and scale not in ("X2", "dev"):
+        try:
+            scale = float(scale)
+        except ValueError:
+            raise ValueError(f"--scale: expected X2, dev or a number, got {scale!r}") from None
+        check_float("--scale", scale, positive=True)
+    columns = {"--weight": weight, "--offset": offset, "--freq-weight": freq_weight}
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from .tabular import scan_for_training
+
+        scan_for_training(data, target)  # every data error once, before any rank starts
+        args = ["glm", str(data), "--target", target, "--family", family, "--alpha",
+                str(alpha)]
+        for flag, value in {"--link": link, "--class-weight": class_weight,
+                            "--scale": scale, **columns}.items():
+            args += [flag, str(value)] if value is not None else []
+        raise typer.Exit(_torchrun(nproc, args))
+    distributed.init_from_env()
+    try:
+        model, lines = stream_fit(data, target, family, link=link, alpha=alpha,
+                                  class_weight=class_weight, scale=scale, columns=columns)
+        if distributed.rank() == 0:
+            for line in lines:
+                typer.echo(line)
+            typer.echo(model.summary())
+    finally:
+        distributed.shutdown()
 
 
 @app.command()

@@ -111,12 +111,13 @@ def glm_problem(family: str, n: int = 1200):
     return X, y, w, off, list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
-def glm_blocks(rank: int, world: int, family: str) -> dict:
-    """Each rank streams its own share of the blocks; the fit is all-reduced."""
+def glm_blocks(rank: int, world: int, family: str, empty_rank: bool = False) -> dict:
+    """Each rank streams its own share of the blocks (``empty_rank``: rank 0 all of
+    them, the others none); the fit is all-reduced."""
     from bagoftricks.linear import GLM
 
     X, y, w, off, cuts = glm_problem(family)
-    mine = cuts[rank::world]
+    mine = (cuts if rank == 0 else []) if empty_rank else cuts[rank::world]
     fit = GLM(family).fit_blocks(lambda: ((X[a:b], y[a:b], w[a:b], off[a:b])
                                           for a, b in mine))
     return {"params": [fit.intercept_, *fit.coef_.tolist()], "bse": fit.bse_.tolist(),

@@ -1,5 +1,6 @@
 """The reference loop and bias initialization under torch.distributed (2 gloo ranks)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -71,15 +72,37 @@ def test_fit_command_with_nproc_2_through_torchrun(tmp_path):
     assert proc.stdout.count("model written") == 1  # only rank 0 speaks
 
 
-@pytest.mark.parametrize("family", ["binomial", "poisson"])
-def test_two_process_streamed_glm_equals_the_one_process_fit(family):
+@pytest.mark.parametrize("family, empty_rank", [("binomial", False), ("poisson", False),
+                                                ("poisson", True)])
+def test_two_process_streamed_glm_equals_the_one_process_fit(family, empty_rank):
     from bagoftricks.linear import GLM
 
     X, y, w, off, _ = scenarios.glm_problem(family)
     ref = GLM(family).fit(X, y, sample_weight=w, offset=off)
-    ranks = harness.run("glm_blocks", 2, family=family)
+    ranks = harness.run("glm_blocks", 2, family=family, empty_rank=empty_rank)
     assert ranks[0] == ranks[1]  # every rank holds the same fit
     np.testing.assert_allclose(ranks[0]["params"], [ref.intercept_, *ref.coef_], rtol=1e-10)
     np.testing.assert_allclose(ranks[0]["bse"], ref.bse_, rtol=1e-9)
     assert ranks[0]["deviance"] == pytest.approx(ref.deviance_, rel=1e-10)
     assert ranks[0]["llf"] == pytest.approx(ref.llf_, rel=1e-10)
+
+
+def test_glm_command_with_nproc_2_prints_the_one_process_fit(tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 140_000  # three record batches of at most 65,536 rows: two on rank 0, one on 1
+    df = pd.DataFrame({"a": rng.normal(size=n), "w": rng.uniform(0.5, 2, n)})
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-df.a))).astype(int)
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path)
+    exe = [sys.executable, "-m", "bagoftricks.cli", "glm", str(path), "--target", "y",
+           "--weight", "w"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(exe, capture_output=True, text=True, timeout=120, env=env)
+    two = subprocess.run([*exe, "--nproc", "2"], capture_output=True, text=True, timeout=180,
+                         env=env)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert "a " in one.stdout and two.stdout == one.stdout

@@ -64,11 +64,12 @@ class _IRLS:
     """
 
     def __init__(self, fam, link_name, to, X, y, w, penalty, fit_intercept, names,
-                 rank_deficient, offset=None, blocks=None, ybar=None):
+                 rank_deficient, offset=None, blocks=None, ybar=None, width=None):
         """In memory (``X, y, w, offset``), or streamed: ``blocks()`` returns an iterator
         of NumPy ``(X, y, w, offset)`` blocks (one pass each time it is called, the rows
-        of this rank only; ``X`` etc. are then None) and ``ybar`` is the weighted mean of
-        y over every rank. Streamed sweeps are summed over ranks (one all-reduce)."""
+        of this rank only, maybe none; ``X`` etc. are then None), ``ybar`` is the weighted
+        mean of y over every rank and ``width`` the number of columns. Streamed sweeps
+        are summed over ranks (one all-reduce)."""
         self.streamed = blocks is not None
         self.numpy = self.streamed or isinstance(to(y[:1]), np.ndarray)
         self.xp = np if self.numpy else __import__("torch")
@@ -76,7 +77,7 @@ class _IRLS:
         self.to, self.penalty, self.fi, self.names = to, penalty, int(fit_intercept), names
         self.rank_deficient = rank_deficient
         if self.streamed:
-            self.blocks, self.ybar, self.X = blocks, ybar, None
+            self.blocks, self.ybar, self.X, self.width = blocks, ybar, None, width
             return
         self.X, self.y, self.w = to(X), to(y), to(w)
         self.offset = None if offset is None else to(offset)
@@ -156,6 +157,8 @@ class _IRLS:
             start += n
             gram.add(Z)
         if self.streamed:
+            if gram is None:  # this rank had no rows: it adds zeros
+                gram = Gram(self.width + 2, np.zeros(1))
             gram, dev, pearson, saturated, outside = _summed_over_ranks(
                 gram, dev, pearson, saturated, outside)
         if outside:
@@ -675,7 +678,8 @@ class GLM:
 
         def problem(source, pen=penalty, intercept=self.fit_intercept, labels=names):
             return _IRLS(fam, self.link, np.asarray, None, None, None, pen, intercept,
-                         labels, self.rank_deficient, blocks=source, ybar=ybar)
+                         labels, self.rank_deficient, blocks=source, ybar=ybar,
+                         width=len(pen) - int(intercept))
 
         fit = problem(weighted).run(None, tol, self.max_iter)
         self._set_fit(fit, tol)
