@@ -95,6 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bagoftricks-big"))
+    parser.add_argument("--generate-only", action="store_true",
+                        help="write the table (for glm_stream.py) and stop")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     data, cache = args.folder / "table.parquet", args.folder / "cache"
@@ -103,6 +105,8 @@ def main() -> None:
         generate(data, args.rows)
         print(f"generated {data} ({args.rows:,} rows, {data.stat().st_size / 1e9:.2f} GB) "
               f"in {time.perf_counter() - t0:.0f} s")
+    if args.generate_only:
+        return
     shutil.rmtree(cache, ignore_errors=True)
     exe = str(Path(sys.executable).with_name("bagoftricks"))
     read = [sys.executable, "-c", "import sys; from bagoftricks.tabular import read; "
