@@ -8,7 +8,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SUITE = ["oversampling.py", "standardize.py", "centralize.py", "glm.py", "plateau.py",
-         "loop_overhead.py", "outcome.py", "integrations.py"]
+         "loop_overhead.py", "outcome.py", "integrations.py", "big_table.py",
+         "glm_stream.py"]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

@@ -316,7 +316,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
 
 
 BENCHMARKS = ("oversampling", "standardize", "centralize", "glm", "plateau", "loop_overhead",
-              "outcome", "integrations")
+              "outcome", "integrations", "big_table", "glm_stream")
 LOCK_HELD = "BAGOFTRICKS_LOCK_HELD"  # set for the ranks when the launching process locks
 
 
