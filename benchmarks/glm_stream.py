@@ -36,8 +36,10 @@ def run(mode: str, data: str) -> dict:
     def batches():
         reader = pq.ParquetFile(data, pre_buffer=False)
         for batch in reader.iter_batches(batch_size=262_144, columns=[*features, "y"]):
-            table = batch.to_pandas()
-            yield table[features].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+            X = np.empty((batch.num_rows, len(features)))  # float64, filled column-wise
+            for j in range(len(features)):
+                X[:, j] = batch.column(j).to_numpy()
+            yield X, batch.column(len(features)).to_numpy().astype(np.float64)
 
     t0 = time.perf_counter()
     if mode == "stream":

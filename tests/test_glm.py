@@ -638,3 +638,20 @@ def test_fit_blocks_bad_input_is_named():
         GLM().fit_blocks(lambda: iter([(X, np.ones(4)), (np.ones((4, 3)), np.ones(4))]))
     with pytest.raises(ValueError, match="fit_blocks: class_weight"):
         GLM("binomial", class_weight="balanced").fit_blocks(lambda: iter([(X, np.ones(4))]))
+
+
+def test_fit_blocks_warm_start_from_the_first_rows():
+    rng = np.random.default_rng(8)
+    n = 120_000  # above the warm-start size: a few iterations on the first rows first
+    X = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ [0.5, -0.2, 0.1])))).astype(float)
+    passes = []
+
+    def blocks():
+        passes.append(1)
+        return ((X[a:a + 30_000], y[a:a + 30_000]) for a in range(0, n, 30_000))
+
+    ours = GLM("binomial").fit_blocks(blocks)
+    ref = GLM("binomial").fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-10)
+    assert len(passes) == ours.n_iter_ + 2  # the totals, the iterations, llf and null

@@ -650,12 +650,15 @@ class GLM:
 
         rows = width = 0
         sums = np.zeros(4)  # Σ w f, Σ w f y, blocks with an offset, rows counting repeats
+        sample = []  # this rank's first rows, for the warm start
         for X, y, w, off, freq in checked():
             if width and X.shape[1] != width:
                 raise ValueError(f"X: a block has {X.shape[1]} columns, the first had {width}")
             f = np.ones(len(y)) if freq is None else freq
             width, rows = X.shape[1], rows + len(y)
             sums += [(w * f).sum(), (w * f * y).sum(), off is not None, f.sum()]
+            if rows - len(y) < WARM_START_MIN_ROWS // 2:
+                sample.append((X, y, w * f, off))
         _, wsum, wysum, offsets, n, ranks_with_rows, widths = _sums_over_ranks(
             rows, *sums, float(rows > 0), float(width if rows else 0))
         if n == 0:
@@ -681,7 +684,7 @@ class GLM:
                          labels, self.rank_deficient, blocks=source, ybar=ybar,
                          width=len(pen) - int(intercept))
 
-        fit = problem(weighted).run(None, tol, self.max_iter)
+        fit = problem(weighted).run(self._warm_start(sample, n, penalty), tol, self.max_iter)
         self._set_fit(fit, tol)
         self._set_scale(fit)
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
@@ -711,6 +714,29 @@ class GLM:
         if fit["saturated"]:
             self._report_separation(fit["saturated"], int(n))
         return self
+
+    def _warm_start(self, sample: list, n: float, penalty: np.ndarray):
+        """fit_blocks' starting point: a few cheap iterations on each rank's first rows
+        (not random access), averaged over ranks; None for small data or if no rank's
+        sample could be fitted."""
+        if n < WARM_START_MIN_ROWS:
+            return None
+        beta, ok = np.zeros(len(penalty)), 0.0
+        if sample:
+            X, y, w = (np.concatenate([b[i] for b in sample]) for i in range(3))
+            off = None if any(b[3] is None for b in sample) else np.concatenate(
+                [b[3] for b in sample])
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    beta = _IRLS(self._family(np), self.link, np.asarray, X, y, w, penalty,
+                                 self.fit_intercept, None, self.rank_deficient, off).run(
+                                     None, 1e-5, self.max_iter)["beta"]
+                ok = 1.0
+            except (ValueError, np.linalg.LinAlgError):
+                pass  # (a sample can separate or lose rank)
+        *summed, count = _sums_over_ranks(*(beta * ok), ok)
+        return np.array(summed) / count if count else None
 
     def _sandwich(self, X, y, w, freq, off, beta, groups) -> np.ndarray:
         """The robust covariance ``A⁻¹ (Σ f s sᵀ) A⁻¹`` from per-row (or per-cluster)
