@@ -32,6 +32,13 @@ def check_prior(prior, name: str = "prior", num_classes: int | None = None) -> n
     return p
 
 
+def check_tau(tau, name: str = "tau") -> float:
+    """``tau`` of the logit-adjusted loss: a number >= 0."""
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {tau!r}")
+    return float(tau)
+
+
 def effective_prior(prior, *, class_weight=None, oversample: bool = False,
                     tau: float | None = None) -> np.ndarray:
     """The prior the loss (or the raw logits) sees: ``π'_c ∝ π_c · w_c · r_c``.
@@ -49,9 +56,7 @@ def effective_prior(prior, *, class_weight=None, oversample: bool = False,
     if oversample:
         out = (out > 0).astype(np.float64)
     if tau is not None:
-        if not tau >= 0:
-            raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
-        out = np.where(out > 0, out ** (1.0 - tau), 0.0)
+        out = np.where(out > 0, out ** (1.0 - check_tau(tau)), 0.0)
     return out / out.sum()
 
 

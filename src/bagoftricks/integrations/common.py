@@ -8,12 +8,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_choice
 from ..bias import init_bias_
 from ..imbalance import class_weights
+from ..loop.adapters import BALANCE
 from ..models import last_linear
-from ..prior import effective_prior
+from ..prior import check_tau, effective_prior
 
-BALANCE = (None, "oversample", "weights", "logit_adjust")
+
+def check_balance(balance, tau) -> None:
+    """``balance`` one of the loop's choices and ``tau`` a number >= 0."""
+    check_choice("balance", balance, BALANCE)
+    check_tau(tau)
 
 
 def head_of(model: nn.Module, labels: np.ndarray) -> tuple[nn.Linear, str]:
@@ -43,10 +49,7 @@ class Priors:
 
     def __init__(self, labels: np.ndarray, num_classes: int, balance: str | None,
                  tau: float = 1.0) -> None:
-        if balance not in BALANCE:
-            raise ValueError(f"balance: expected one of {BALANCE}, got {balance!r}")
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
-            raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
+        check_balance(balance, tau)
         codes = labels.astype(np.int64)
         self.true = np.bincount(codes, minlength=num_classes) / codes.size
         self.class_weight = self.logit_adjustment = None

@@ -50,7 +50,7 @@ from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
 from ..standardize import RunningStandardizer, Standardize
-from .common import Priors, balanced_loss, init_head_, priors_for
+from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
 
@@ -74,7 +74,7 @@ class BagOfTricks(pl.Callback):
                  plateau: bool = True, monitor: str = "val_loss", mode: str = "min",
                  plateau_options: dict | None = None, log_loss: bool = True,
                  seed: int | None = None) -> None:
-        Priors(np.zeros(1), 1, balance, tau)  # validates balance and tau up front
+        check_balance(balance, tau)
         self.labels, self.balance, self.tau = labels, balance, tau
         self.bias_init, self.standardize, self.centralize = bias_init, standardize, centralize
         self.plateau, self.monitor = plateau, monitor

@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 from ..centralize import Centralized
 from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
-from .common import Priors, balanced_loss, init_head_, priors_for
+from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
 
 STATE_FILE = "bagoftricks.json"
 
@@ -61,7 +61,7 @@ class BagOfTricksCallback(TrainerCallback):
         if balance == "oversample":
             raise ValueError("balance: the Trainer builds its own sampler; use 'weights' "
                              "or 'logit_adjust' (or the Lightning callback to oversample)")
-        Priors(torch.zeros(1).numpy(), 1, balance, tau)  # validates balance and tau
+        check_balance(balance, tau)
         self.labels, self.balance, self.tau = labels, balance, tau
         self.bias_init, self.centralize, self.plateau = bias_init, centralize, plateau
         self.monitor = monitor

@@ -159,8 +159,13 @@ class _IRLS:
         if self.streamed:
             if gram is None:  # this rank had no rows: it adds zeros
                 gram = Gram(self.width + 2, np.zeros(1))
-            gram, dev, pearson, saturated, outside = _summed_over_ranks(
-                gram, dev, pearson, saturated, outside)
+            k = gram.acc.shape[0]
+            total = _over_ranks(np.r_[gram.acc.ravel(order="F"), dev, pearson, saturated,
+                                      outside])
+            gram.acc = np.asfortranarray(total[:k * k].reshape((k, k), order="F"),
+                                         dtype=gram.acc.dtype)
+            dev, pearson, saturated, outside = total[k * k:].tolist()
+            saturated, outside = int(saturated), bool(outside)
         if outside:
             return None, None, math.inf, math.inf, 0
         A, b = gram.normal_equations(gram.acc.shape[0] - 2, bool(self.fi))
@@ -227,32 +232,17 @@ class _IRLS:
                 "pearson": pearson, "saturated": saturated}
 
 
-def _sums_over_ranks(*values: float) -> tuple:
-    """``values`` summed over every rank (one all-reduce; themselves on one process)."""
-    import torch
-
+def _over_ranks(values) -> np.ndarray:
+    """``values`` (numbers, or one flat float64 array) summed over every rank in one
+    all-reduce; themselves on one process."""
     from .. import distributed
 
-    total = distributed.all_reduce_sum(torch.tensor(values, dtype=torch.float64))
-    return tuple(float(v) for v in total)
-
-
-def _summed_over_ranks(gram, dev, pearson, saturated, outside):
-    """A streamed sweep's Gram matrix and sums, added over every rank (one all-reduce;
-    nothing to do on one process)."""
-    from .. import distributed
-
+    values = np.asarray(values, dtype=np.float64)
     if not distributed.is_distributed():
-        return gram, dev, pearson, saturated, outside
+        return values
     import torch
 
-    packed = torch.as_tensor(np.r_[gram.acc.ravel(order="F"), dev, pearson, saturated,
-                                   float(outside)], dtype=torch.float64)
-    total = distributed.all_reduce_sum(packed).numpy()
-    k = gram.acc.shape[0]
-    gram.acc = np.asfortranarray(total[:k * k].reshape((k, k), order="F").astype(
-        gram.acc.dtype))
-    return gram, float(total[-4]), float(total[-3]), int(total[-2]), bool(total[-1])
+    return distributed.all_reduce_sum(torch.from_numpy(values)).numpy()
 
 
 def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
@@ -574,10 +564,7 @@ class GLM:
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
         eta = X @ self.coef_ + self.intercept_ + (0.0 if off is None else off)
         mu = make_link(self.link, self._family(np), np).inverse(eta)
-        scale = self.scale_
-        if self.family == "gaussian" and self.link in (None, "identity"):  # as R's logLik
-            scale = float((w * (y - mu) ** 2).sum() / freq.sum())  # the ML variance
-        self.llf_ = float((freq * log_likelihood(self.family, y, mu, var_w, scale,
+        self.llf_ = float((freq * log_likelihood(self.family, y, mu, var_w, self._llf_scale(),
                                                   nb_alpha=self.nb_alpha)).sum())
         self._names = names
         if fit["saturated"]:
@@ -607,6 +594,13 @@ class GLM:
         self.scale_ = float({"X2": fit["pearson"] / df_resid,
                              "dev": fit["deviance"] / df_resid}.get(scale, scale))
         self.cov_params_ = inverse_psd(fit["A"]) * self.scale_
+
+    def _llf_scale(self) -> float:
+        """The dispersion the log-likelihood uses: the ML variance (deviance / rows) for
+        the Gaussian identity fit, as R's ``logLik``; else ``scale_``."""
+        if self.family == "gaussian" and self.link in (None, "identity"):
+            return self.deviance_ / self.nobs_
+        return self.scale_
 
     def fit_blocks(self, blocks: Callable[[], Iterable], *, feature_names=None) -> GLM:
         """Fit from row blocks, one streamed pass over the data per IRLS iteration.
@@ -659,8 +653,8 @@ class GLM:
             sums += [(w * f).sum(), (w * f * y).sum(), off is not None, f.sum()]
             if rows - len(y) < WARM_START_MIN_ROWS // 2:
                 sample.append((X, y, w * f, off))
-        _, wsum, wysum, offsets, n, ranks_with_rows, widths = _sums_over_ranks(
-            rows, *sums, float(rows > 0), float(width if rows else 0))
+        _, wsum, wysum, offsets, n, ranks_with_rows, widths = _over_ranks(
+            [rows, *sums, rows > 0, width if rows else 0]).tolist()
         if n == 0:
             raise ValueError("blocks: no rows")
         if widths != width * ranks_with_rows and rows:
@@ -691,15 +685,14 @@ class GLM:
         self._names = names
         link = make_link(self.link, fam, np)
         totals = np.zeros(2)  # the log-likelihood at the fit, the null deviance
-        ml_scale = self.deviance_ / n if self.family == "gaussian" and self.link in (
-            None, "identity") else self.scale_  # as R's logLik, like fit()
+        ml_scale = self._llf_scale()
         for X, y, w, off, freq in checked():
             f = 1.0 if freq is None else freq
             mu = link.inverse(X @ self.coef_ + self.intercept_ + (0.0 if off is None else off))
             totals += [(f * log_likelihood(self.family, y, mu, w, ml_scale,
                                            nb_alpha=self.nb_alpha)).sum(),
                        (w * f * fam.unit_deviance(y, np.full_like(y, ybar))).sum()]
-        self.llf_, null = _sums_over_ranks(*totals)
+        self.llf_, null = _over_ranks(totals).tolist()
         if not fi:
             self.null_deviance_ = None
         elif not offsets:
@@ -735,7 +728,7 @@ class GLM:
                 ok = 1.0
             except (ValueError, np.linalg.LinAlgError):
                 pass  # (a sample can separate or lose rank)
-        *summed, count = _sums_over_ranks(*(beta * ok), ok)
+        *summed, count = _over_ranks(np.r_[beta * ok, ok])
         return np.array(summed) / count if count else None
 
     def _sandwich(self, X, y, w, freq, off, beta, groups) -> np.ndarray:

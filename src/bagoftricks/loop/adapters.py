@@ -21,7 +21,7 @@ from ..centralize import Centralized, clip_cpu_grads_, clip_grads_
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
-from ..prior import effective_prior
+from ..prior import check_tau, effective_prior
 from ..sampler import OversamplingSampler
 from ..scaling import scale_hparams
 from ..standardize import RunningStandardizer, Standardize
@@ -106,9 +106,7 @@ class LogitAdjustment(Trick):
     ``τ = 1``), which it publishes; no sample is repeated and no weight is changed."""
 
     def __init__(self, tau: float = 1.0) -> None:
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
-            raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
-        self.tau = float(tau)
+        self.tau = check_tau(tau)
 
     def setup(self, ctx: Context) -> None:
         if ctx.head != "softmax":
@@ -251,9 +249,7 @@ class Tricks:
         if self.balance not in BALANCE:
             raise ValueError(f"tricks.balance: expected one of {BALANCE}, got "
                              f"{self.balance!r}")
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) \
-                or not self.tau >= 0:
-            raise ValueError(f"tricks.tau: expected a number >= 0, got {self.tau!r}")
+        check_tau(self.tau, "tricks.tau")
         check_choice("tricks.plateau_monitor", self.plateau_monitor, PLATEAU_MONITORS)
 
     @classmethod

@@ -83,13 +83,10 @@ class TensorInput:
             index = self._rows[index]
         return self._X[index], self._y[index]
 
-    def _chunks(self, size: int):
-        return torch.arange(len(self), device=self.device).split(size)
-
     def inputs(self, chunk: int = 65536) -> Iterator[torch.Tensor]:
         if self.rows is None:
             return iter(self.X.split(chunk))
-        return (self.X[self.rows[c]] for c in torch.arange(len(self)).split(chunk))
+        return (self.X[rows] for rows in self.rows.split(chunk))
 
     def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The set as two CPU tensors (a copy for a subset)."""
@@ -102,7 +99,7 @@ class TensorInput:
     def validation(self, size: int = 8192):
         if self._rows is None:
             return zip(self._X.split(size), self._y.split(size), strict=True)
-        return (self._take(c) for c in self._chunks(size))
+        return ((self._X[rows], self._y[rows]) for rows in self._rows.split(size))
 
     def digest(self) -> str:
         parts = (self.X, self.labels) if self.rows is None else (self.X, self.labels,
@@ -147,11 +144,10 @@ class DatasetInput:
         return len(self.labels)
 
     def _moved(self, loader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        blocking = not self.options.get("pin_memory", False)
+        pinned = self.options.get("pin_memory", False)  # pinned batches copy asynchronously
         for batch in loader:
-            x, y = batch[0], batch[1]
-            yield (x.to(self.device, non_blocking=not blocking).float(),
-                   y.to(self.device, non_blocking=not blocking))
+            yield (batch[0].to(self.device, non_blocking=pinned).float(),
+                   batch[1].to(self.device, non_blocking=pinned))
 
     def inputs(self, chunk: int = 4096) -> Iterator[torch.Tensor]:
         for x, _ in self._moved(DataLoader(self.dataset, batch_size=chunk, **self.options)):
