@@ -150,6 +150,13 @@ def test_cuda_training_matches_the_cpu_run(precision):
 
 
 @cuda
+def test_cuda_lr_range_test_runs_where_the_model_is():
+    X, y = _data()
+    res = _fit((X, y), None, device="cuda", lr="auto", epochs=1)
+    assert res.history.epochs[0]["lr"] > 0
+
+
+@cuda
 def test_cuda_dataset_with_pinned_memory_and_workers():
     X, y = _data()
     res = _fit(Rows(X, y), Rows(*_data(80, seed=2)), device="cuda", precision="bf16",

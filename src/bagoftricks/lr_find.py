@@ -63,6 +63,9 @@ def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
     if len(y) < batch_size:
         return _fallback(result, f"{len(y)} rows are fewer than one batch of {batch_size}")
     prepare = prepare or nn.Identity()
+    device = next(model.parameters()).device  # batches go where the model is
+    if logit_adjustment is not None:
+        logit_adjustment = logit_adjustment.to(device)
     saved = copy.deepcopy(model.state_dict())
     opt = (optimizer or (lambda params, lr: torch.optim.RAdam(params, lr=lr)))(
         model.parameters(), start_lr)
@@ -81,10 +84,11 @@ def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
             if step and b == 0:  # a new pass over the data, reshuffled
                 order = torch.randperm(len(y), generator=gen)
             idx = order[b * batch_size:(b + 1) * batch_size]
-            out = model(prepare(X[idx]))
+            out = model(prepare(X[idx].to(device)))
             if logit_adjustment is not None:
                 out = out + logit_adjustment
-            target = y[idx] if loss == "cross_entropy" else y[idx].reshape(out.shape)
+            yb = y[idx].to(device)
+            target = yb if loss == "cross_entropy" else yb.reshape(out.shape)
             value = weighted_loss(out, target, loss)
             opt.zero_grad()
             value.backward()
