@@ -17,6 +17,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def main() -> None:
                         help="write the table (for glm_stream.py) and stop")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    data, cache = args.folder / "table.parquet", args.folder / "cache"
+    data = args.folder / "table.parquet"
     if not data.exists():
         t0 = time.perf_counter()
         generate(data, args.rows)
@@ -107,25 +108,30 @@ def main() -> None:
               f"in {time.perf_counter() - t0:.0f} s")
     if args.generate_only:
         return
-    shutil.rmtree(cache, ignore_errors=True)
+    # the runs' cache and models go to a fresh folder of their own, removed at the end:
+    # nothing already in --folder is replaced or deleted
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=args.folder))
+    cache = work / "cache"
     exe = str(Path(sys.executable).with_name("bagoftricks"))
     read = [sys.executable, "-c", "import sys; from bagoftricks.tabular import read; "
             "read(sys.argv[1], 'y')", str(data)]
     runs = [("read the table into memory", read, False)]
     for nproc in (1, 2):
-        out = args.folder / f"model-{nproc}"
-        shutil.rmtree(out, ignore_errors=True)
+        out = work / f"model-{nproc}"
         runs.append((f"fit --nproc {nproc}", [exe, "fit", str(data), "--target", "y", "--out",
                                               str(out), "--epochs", "1", "--batch-size", "4096",
                                               "--nproc", str(nproc), "--cache-dir", str(cache),
                                               "--quiet", "--device", "cpu"], nproc > 1))
     print(f"{'run':28s} {'s':>6s} {'ranks':>5s} {'peak VmHWM':>11s} {'peak RssAnon':>13s} "
           f"{'peak RssFile':>13s}  (GiB, the largest rank)")
-    for name, cmd, ranked in runs:
-        seconds, peaks = measure(cmd, ranked)
-        top = max(peaks.values(), key=lambda p: p["VmHWM"])
-        print(f"{name:28s} {seconds:6.0f} {len(peaks):5d} {top['VmHWM']:11.2f} "
-              f"{top['RssAnon']:13.2f} {top['RssFile']:13.2f}")
+    try:
+        for name, cmd, ranked in runs:
+            seconds, peaks = measure(cmd, ranked)
+            top = max(peaks.values(), key=lambda p: p["VmHWM"])
+            print(f"{name:28s} {seconds:6.0f} {len(peaks):5d} {top['VmHWM']:11.2f} "
+                  f"{top['RssAnon']:13.2f} {top['RssFile']:13.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
