@@ -116,6 +116,7 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
     from .experiments import first_seed_histories, run_all, summarize
     from .experiments import variants as make_variants
     from .files import check_output_folder
+    from .loop import Tricks
     from .report import write_report
 
     _check_common(epochs=epochs, batch_size=batch_size, seeds=seeds)
@@ -135,8 +136,7 @@ def demo(dataset: str = typer.Option("mnist1d-zipf", help="Bundled dataset: mnis
     description = (f"{ds.description}. Training class counts {counts}; validation: "
                    f"{len(val[1])} held-out samples. MLP 128-64, Adam lr 1e-2, batches of "
                    f"{batch_size}. Default tricks: "
-                   f"{', '.join(__import__('bagoftricks').Tricks().on())}; all tricks: "
-                   f"{', '.join(__import__('bagoftricks').Tricks.all().on())}.")
+                   f"{', '.join(Tricks().on())}; all tricks: {', '.join(Tricks.all().on())}.")
     write_report(out, title, description, first_seed_histories(runs), header, rows,
                  [str(k) for k in range(ds.num_classes)], command="demo")
     typer.echo(f"report written to {out}/report.md")
@@ -385,7 +385,7 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     """Fit a GLM by IRLS, streaming the file by record batches (one pass per iteration),
     and print its summary with the dispersion and covariance used."""
     from . import distributed
-    from .glm_table import stream_fit
+    from .glm_table import stream_fit, task_of
 
     check_choice("--family", family, ("gaussian", "binomial", "poisson", "gamma",
                                       "inverse_gaussian", "negative_binomial", "tweedie"))
@@ -403,7 +403,7 @@ def glm(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         from .tabular import scan_for_training
 
-        scan_for_training(data, target)  # every data error once, before any rank starts
+        scan_for_training(data, target, task_of(family))  # every data error, before any rank
         args = ["glm", str(data), "--target", target, "--family", family, "--alpha",
                 str(alpha)]
         for flag, value in {"--link": link, "--class-weight": class_weight,

@@ -16,12 +16,16 @@ from .linear import GLM
 from .tabular import _float, encode, iter_batches, scan_for_training
 
 
+def task_of(family: str) -> str:
+    """The table's task for a GLM family: binomial reads classes, the others numbers."""
+    return "classification" if family == "binomial" else "regression"
+
+
 def stream_fit(data: Path, target: str, family: str, *, link, alpha: float, class_weight,
                scale, columns: dict) -> tuple[GLM, list[str]]:
     """The fitted model and the lines to print before its summary. ``columns`` maps
     ``--weight``/``--offset``/``--freq-weight`` to a column name or None."""
-    task = "classification" if family == "binomial" else "regression"
-    s = scan_for_training(data, target, task)
+    s = scan_for_training(data, target, task_of(family))
     if family == "binomial" and len(s.schema.classes) != 2:
         raise ValueError(f"--target: binomial needs 2 classes, {target!r} has "
                          f"{len(s.schema.classes)}")
