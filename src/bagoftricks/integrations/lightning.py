@@ -149,7 +149,8 @@ class BagOfTricks(pl.Callback):
                 for scheduler, state in zip(self.schedulers, self._saved_state["plateau"],
                                             strict=True):
                     scheduler.load_state_dict(state)
-        self._centralizers = {id(opt): Centralized(opt) for opt in trainer.optimizers}
+        if self.centralize:
+            self._centralizers = {id(opt): Centralized(opt) for opt in trainer.optimizers}
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with ``balance``'s class weights or logit adjustment (plain
