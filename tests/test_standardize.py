@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.preprocessing import StandardScaler
 
-from bagoftricks import RunningStandardizer, Standardize
+from bagoftricks import RunningStandardizer, Standardize, standardize
 from distributed import harness
 
 data = hnp.arrays(np.float64, st.tuples(st.integers(2, 120), st.integers(1, 6)),
@@ -41,12 +41,38 @@ def test_merge_in_any_order_gives_the_same_result(x, cuts, rnd):
     assert merged.n_seen.tolist() == [len(x)] * x.shape[1]
 
 
-def test_float32_near_1e6_has_the_right_std():
+@pytest.fixture(params=["numba kernel", "torch ops"])
+def summing_path(request, monkeypatch):
+    """Both ways of summing a batch: the CPU kernel, and the torch ops a GPU uses, run here."""
+    if request.param == "torch ops":
+        def torch_sums(x, shift):
+            rows = torch.from_numpy(x)
+            sums = standardize.shifted_sums(rows, torch.from_numpy(shift), torch.empty_like(rows))
+            return tuple(t.numpy() for t in sums)
+        monkeypatch.setattr(standardize, "shifted_moments", torch_sums)
+    return request.param
+
+
+def test_float32_near_1e6_has_the_right_std(summing_path):
     rng = np.random.default_rng(0)
     x = (1e6 + rng.normal(size=(200_000, 4))).astype(np.float32)
     s = RunningStandardizer().fit(torch.from_numpy(x).split(65536))
     ref = x.astype(np.float64)
-    np.testing.assert_allclose(s.std.numpy(), ref.std(0), rtol=1e-6)
+    np.testing.assert_allclose(s.std.numpy(), ref.std(0), rtol=1e-9)
+    np.testing.assert_allclose(s.mean.numpy(), ref.mean(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [30.0, 1e3, 1e5])
+def test_a_tiny_first_batch_far_from_the_rest_takes_the_exact_path(summing_path, offset):
+    # the running mean (the shift) sits far from the later batches, so their shifted sums
+    # cancel: those batches must fall back to exact float64 moments (error 1e-6 without)
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(0, 1, size=(1, 3))] + [rng.normal(offset, 1, size=(500, 3))
+                                                 for _ in range(20)]
+    batches = [b.astype(np.float32) for b in batches]
+    ref = np.concatenate(batches).astype(np.float64)
+    s = RunningStandardizer().fit([torch.from_numpy(b) for b in batches])
+    np.testing.assert_allclose(s.var.numpy(), ref.var(0), rtol=1e-8)
     np.testing.assert_allclose(s.mean.numpy(), ref.mean(0), rtol=1e-12)
 
 

@@ -21,6 +21,13 @@ from .moments import chan_merge
 _POLICIES = ("raise", "omit")
 
 
+def shifted_sums(rows: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> tuple:
+    """Per-feature sums of ``d = rows - shift`` and of ``d**2`` in float64, with torch ops
+    writing ``d`` into ``out`` (the path off the CPU kernel, for example on a GPU)."""
+    torch.sub(rows, shift, out=out)
+    return out.sum(0, dtype=torch.float64), out.square_().sum(0, dtype=torch.float64)
+
+
 class RunningStandardizer:
     """Per-feature mean and standard deviation accumulated one batch at a time.
 
@@ -77,10 +84,7 @@ class RunningStandardizer:
             if self._buf is None or self._buf.shape[0] < m or self._buf.dtype != rows.dtype \
                     or self._buf.device != rows.device:
                 self._buf = torch.empty_like(rows)
-            d = self._buf[:m]
-            torch.sub(rows, shift, out=d)
-            s1 = d.sum(0).double()
-            s2 = d.square_().sum(0).double()
+            s1, s2 = shifted_sums(rows, shift, self._buf[:m])
         if bool(torch.isfinite(s2).all() and torch.isfinite(s1).all()):
             mean_d = s1 / m
             m2 = s2 - m * mean_d**2
