@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench gpu-check clean
+.PHONY: demo test lint bench gpu-check mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ bench: $(VENV)/.bench
 # The CUDA tests and a GPU timing of the loop (a no-op without CUDA; under 5 minutes).
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py
+
+$(VENV)/.dev: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+# Mutation testing, not part of CI (hours on 2 cores for every module; mutmut resumes
+# where it stopped). ONLY narrows it, e.g. make mutate ONLY='bagoftricks.plateau*'.
+# Survivors go to mutants/survivors.txt; the score to mutants/mutmut-cicd-stats.json.
+mutate: $(VENV)/.dev
+	$(VENV)/bin/mutmut run $(ONLY)
+	$(VENV)/bin/mutmut results > mutants/survivors.txt
+	$(VENV)/bin/mutmut export-cicd-stats
+	cat mutants/mutmut-cicd-stats.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,8 +15,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``repeats`` calls and the last result."""
+def median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls after ``warmup`` untimed ones, and the last
+    result; every method of every benchmark is timed this same way."""
+    for _ in range(warmup):
+        fn()
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()

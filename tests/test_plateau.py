@@ -101,24 +101,78 @@ def test_resume_cuts_at_the_same_epochs():
 
 def test_non_finite_metric():
     sched = FluctuationPlateau(_opt())
-    with pytest.raises(ValueError, match="metric: nan at epoch 1"):
+    with pytest.raises(ValueError, match="metric: nan at epoch 1 is not finite "
+                                         r"\(use nan_policy='omit'"):
         sched.step(float("nan"))
     skip = FluctuationPlateau(_opt(), nan_policy="skip")
     assert skip.step(math.inf) is False and skip.last_epoch == 0
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"window": 15}, "window: "), ({"window": 0}, "window: "), ({"factor": 1.0}, "factor: "),
-    ({"beta": 1.0}, "beta: "), ({"threshold": -0.1}, "threshold: "),
-    ({"patience_growth": 0.5}, "patience_growth: "), ({"cooldown": -1}, "cooldown: "),
+    ({"window": 15}, "window: "), ({"window": 0}, "window: "), ({"window": 16.0}, "window: "),
+    ({"window": True}, "window: "), ({"factor": 1.0}, "factor: "), ({"factor": 0}, "factor: "),
+    ({"beta": 1.0}, "beta: "), ({"beta": 0}, "beta: "), ({"threshold": -0.1}, "threshold: "),
+    ({"threshold": 1.0}, "threshold: "), ({"threshold": 1.5}, "threshold: "),
+    ({"patience_growth": 0.5}, "patience_growth: "), ({"spike_clip": 0.5}, "spike_clip: "),
+    ({"cooldown": -1}, "cooldown: "),
     ({"mode": "up"}, "mode: "), ({"nan_policy": "ignore"}, "nan_policy: "),
     ({"min_lr": [0.0, 0.0]}, "min_lr: "),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FluctuationPlateau(_opt(), **kwargs)
-    with pytest.raises(ValueError, match="optimizer: "):
+    with pytest.raises(ValueError, match="optimizer: expected a torch.optim.Optimizer, got "
+                                         "object"):
         FluctuationPlateau(object())
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"patience_growth": 1.0},
+                                    {"spike_clip": 1.0}, {"spike_clip": 1.5},
+                                    {"spike_clip": None}])
+def test_edge_values_that_are_allowed(kwargs):
+    assert FluctuationPlateau(_opt(), **kwargs)._config().items() >= kwargs.items()
+
+
+def test_documented_defaults_are_saved_with_the_state(capsys):
+    sched = FluctuationPlateau(_opt())
+    for t in range(40):
+        sched.step(1.0 + (0.1 if t % 2 else -0.1))
+    assert sched.cut_epochs and capsys.readouterr().out == ""  # quiet unless verbose
+    assert sched.state_dict()["config"] == {
+        "window": 16, "factor": 0.5, "beta": 0.5, "threshold": 0.3, "patience_growth": 1.5,
+        "cooldown": 0, "mode": "min", "spike_clip": 2.5}
+
+
+def test_step_returns_true_exactly_when_it_cuts_and_verbose_says_so(capsys):
+    sched = FluctuationPlateau(_opt((1e-7,)), verbose=True)  # a small LR still gets cut
+    returned = [sched.step(1.0 + (0.1 if t % 2 else -0.1)) for t in range(60)]
+    assert [e for e, cut in enumerate(returned, start=1) if cut] == sched.cut_epochs
+    assert sched.cut_epochs and sched.get_last_lr()[0] < 1e-7
+    out = capsys.readouterr().out
+    assert f"epoch {sched.cut_epochs[0]}: LR cut to" in out
+
+
+@pytest.mark.parametrize("lr, min_lr", [(0.1, 0.1), (0.0, 0.0)])
+def test_a_learning_rate_at_its_floor_is_not_counted_as_a_cut(lr, min_lr):
+    sched = FluctuationPlateau(_opt((lr,)), min_lr=min_lr)
+    returned = [sched.step(1.0 + (0.1 if t % 2 else -0.1)) for t in range(60)]
+    assert not any(returned) and sched.num_cuts == 0 and sched.cut_epochs == []
+
+
+def test_max_mode_reads_a_rising_metric_as_progress():
+    rising = np.linspace(0.1, 0.9, 120)  # accuracy improving steadily: never a plateau
+    assert cuts(rising, mode="max") == [] and cuts(rising) != []
+
+
+def test_a_state_without_its_configuration_still_loads():
+    first = FluctuationPlateau(_opt())
+    for t in range(20):
+        first.step(1.0 + (0.1 if t % 2 else -0.1))
+    state = first.state_dict()
+    del state["config"]  # saved before the configuration was stored with it
+    second = FluctuationPlateau(_opt())
+    second.load_state_dict(state)
+    assert second.state_dict()["residuals"] == first.state_dict()["residuals"]
 
 
 @pytest.mark.distributed
@@ -191,7 +245,8 @@ def test_a_state_from_another_configuration_is_refused():
     _, sched = _scheduler(window=16)
     sched.step(1.0)
     _, other = _scheduler(window=4)
-    with pytest.raises(ValueError, match=r"other window \(16, here 4\)"):
+    with pytest.raises(ValueError, match=r"saved by a FluctuationPlateau with other window "
+                                         r"\(16, here 4\)"):
         other.load_state_dict(sched.state_dict())
     _, same = _scheduler(window=16)
     same.load_state_dict(sched.state_dict())
