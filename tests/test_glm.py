@@ -655,3 +655,32 @@ def test_fit_blocks_warm_start_from_the_first_rows():
     ref = GLM("binomial").fit(X, y)
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-10)
     assert len(passes) == ours.n_iter_ + 2  # the totals, the iterations, llf and null
+
+
+def test_binomial_trials_equal_the_expanded_bernoulli_rows_and_binom_logpmf():
+    from scipy.stats import binom
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 2))
+    n = rng.integers(1, 9, 60).astype(float)
+    k = rng.binomial(n.astype(int), 1 / (1 + np.exp(-(X @ [0.8, -0.5] + 0.2)))).astype(float)
+    ours = GLM("binomial").fit(X, k, trials=n)
+    rows = np.repeat(np.arange(60), n.astype(int))
+    ones = np.concatenate([np.arange(int(m)) < int(j) for m, j in zip(n, k, strict=True)])
+    expanded = GLM("binomial").fit(X[rows], ones.astype(float))
+    np.testing.assert_allclose(np.r_[ours.intercept_, ours.coef_],
+                               np.r_[expanded.intercept_, expanded.coef_], rtol=1e-9)
+    mu = ours.predict_proba(X)[:, 1]
+    assert ours.llf_ == pytest.approx(binom.logpmf(k, n, mu).sum(), rel=1e-10)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"trials": [3.0] * 5}, "trials: expected 6 finite positive counts"),
+    ({"trials": [3.0, 3, 3, 3, 3, 0]}, "trials: expected 6 finite positive counts"),
+    ({"trials": [1.0] * 6}, r"y: with trials, y counts successes in \[0, trials\]; row 1"),
+])
+def test_binomial_trials_bad_input(kwargs, match):
+    X, y = np.arange(12.0).reshape(6, 2), np.array([0.0, 2, 1, 0, 1, 1])
+    with pytest.raises(ValueError, match=match):
+        GLM("binomial").fit(X, y, **kwargs)
+    with pytest.raises(ValueError, match="trials: only for the binomial family"):
+        GLM("poisson").fit(X, y, trials=[3.0] * 6)

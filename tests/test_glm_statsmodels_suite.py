@@ -31,10 +31,7 @@ LINKS = {"Identity": "identity", "Log": "log", "Logit": "logit", "Probit": "prob
 SKIP = {
     "TestGlmGaussianGradient": "statsmodels' gradient solver, same model as TestGlmGaussian",
     "TestStartParams": "start parameters of statsmodels' optimizer, same fit as others",
-    "TestGlmBinomial": "2-column (successes, failures) endog: a trials argument, not taken",
     "TestGlmPoissonPwNr": "prob_weights (survey weights) are not a GLM argument here",
-    "TestGlmPoissonFwClu": "cluster covariance without the small-sample correction "
-                           "(use_correction=False): ours always applies G/(G-1)(n-1)/(n-p)",
     "TestConvergence": "statsmodels' convergence options; no reference values",
 }
 
@@ -64,10 +61,8 @@ def _ours(res1):
     fam, link = type(model.family).__name__, type(model.family.link).__name__
     if fam not in FAMILIES or link not in LINKS:
         return None, f"family {fam} with link {link}"
-    if getattr(model.family, "n", 1) is not None and np.any(np.asarray(
-            getattr(model.family, "n", 1)) != 1):
-        return None, "binomial trials"
     exog = np.asarray(model.exog, dtype=float)
+    endog = np.asarray(model.endog, dtype=float)
     options = {"nb_alpha": getattr(model.family, "alpha", 1.0),
                "var_power": getattr(model.family, "var_power", 1.5)}
     cov = {"nonrobust": "nonrobust", "HC0": "HC0", "cluster": "cluster"}.get(res1.cov_type)
@@ -76,15 +71,21 @@ def _ours(res1):
     kwargs = {"sample_weight": model.var_weights, "freq_weight": model.freq_weights}
     if _offset(model) is not None:
         kwargs["offset"] = _offset(model)
+    if np.any(np.asarray(model.n_trials) != 1):  # 2-column (successes, failures) endog
+        kwargs["trials"] = np.asarray(model.n_trials, dtype=float)
+        endog = endog * kwargs["trials"]
+    cov_options = {}
     if cov == "cluster":
-        return None, "cluster groups are not kept on the result"
+        kwargs["groups"] = res1.cov_kwds["groups"]
+        cov_options["use_correction"] = res1.cov_kwds.get("use_correction", True)
     fits = []
     for scale in (None, "dev", float(res1.scale)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours = GLM(FAMILIES[fam], LINKS[link], fit_intercept=False, tol=1e-12,
-                       max_iter=300, scale=scale, cov_type=cov, **options).fit(
-                exog, np.asarray(model.endog, dtype=float), **kwargs)
+                       max_iter=300, scale=scale, cov_type=cov, **options,
+                       **cov_options).fit(
+                exog, endog, **kwargs)
         fits.append(ours)
         if np.isclose(ours.scale_, res1.scale, rtol=1e-6):
             return ours, None  # the same dispersion rule as the class chose

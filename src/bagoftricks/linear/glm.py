@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 import scipy.stats
 
 from ..imbalance import class_weights as balanced_class_weights
@@ -317,6 +318,8 @@ class GLM:
         ``"HC0"`` (White's sandwich), ``"HC1"`` (HC0 times ``n / (n - p)``, Stata's; note
         statsmodels' GLM returns HC0 for it) or ``"cluster"`` (scores summed within
         ``fit(groups=...)``, corrected by ``G/(G-1) (n-1)/(n-p)``, as statsmodels).
+    use_correction : apply that cluster small-sample factor (statsmodels'
+        ``cov_kwds={"use_correction": ...}``); False gives the uncorrected sandwich.
     var_power, nb_alpha : the fixed parameters of ``family="tweedie"`` (variance
         ``mu^var_power``) and ``family="negative_binomial"`` (``mu + nb_alpha mu^2``).
     scale : the dispersion behind the standard errors: ``None`` (1 for binomial and
@@ -338,7 +341,7 @@ class GLM:
                  tol: float = 1e-10, max_iter: int = 100, device: str = "cpu",
                  separation: str = "warn", rank_deficient: str = "raise",
                  scale=None, cov_type: str = "nonrobust", var_power: float = 1.5,
-                 nb_alpha: float = 1.0) -> None:
+                 nb_alpha: float = 1.0, use_correction: bool = True) -> None:
         self.family = family
         self.link = link
         self.class_weight = class_weight
@@ -353,6 +356,7 @@ class GLM:
         self.var_power = var_power
         self.nb_alpha = nb_alpha
         self.rank_deficient = rank_deficient
+        self.use_correction = use_correction
 
     # -- scikit-learn estimator protocol ------------------------------------------------
     @classmethod
@@ -406,6 +410,9 @@ class GLM:
                              f"{self.var_power}")
         if self.cov_type not in COV_TYPES:
             raise ValueError(f"cov_type: expected one of {COV_TYPES}, got {self.cov_type!r}")
+        if not isinstance(self.use_correction, bool):
+            raise ValueError(f"use_correction: expected True or False, got "
+                             f"{self.use_correction!r}")
         if not (self.scale is None or self.scale in ("X2", "dev") or (
                 isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool)
                 and math.isfinite(self.scale) and self.scale > 0)):
@@ -448,6 +455,24 @@ class GLM:
             raise ValueError(f"class_weight: no weight for classes {missing}")
         return w * np.array([table.get(0, 0.0), table.get(1, 0.0)])[labels]
 
+    def _proportions(self, y, trials, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Successes out of ``trials`` as proportions, and the trials, both checked."""
+        if self.family != "binomial":
+            raise ValueError(f"trials: only for the binomial family, not {self.family!r}")
+        if self.class_weight is not None:
+            raise ValueError("trials: class_weight reweights two labels; with counts of "
+                             "successes use sample_weight")
+        n = as_float_array(trials, "trials", ndim=1, dtype=X.dtype)
+        if n.shape[0] != X.shape[0] or not np.isfinite(n).all() or (n <= 0).any():
+            raise ValueError(f"trials: expected {X.shape[0]} finite positive counts")
+        k = as_float_array(as_target(y, X.shape[0]), "y", ndim=1, dtype=X.dtype)
+        if (k < 0).any() or (k > n).any():
+            i = int(np.argmax((k < 0) | (k > n)))
+            raise ValueError(f"y: with trials, y counts successes in [0, trials]; row {i} "
+                             f"has {k[i]:g} of {n[i]:g}")
+        self._classes = np.array([0, 1])
+        return k / n, n
+
     def _target(self, y, X: np.ndarray) -> np.ndarray:
         """``y`` as floats: binomial labels encoded 0/1 (``classes_`` set), proportions
         kept; the other families' numbers, checked against the family's support."""
@@ -480,7 +505,7 @@ class GLM:
         return y
 
     def fit(self, X, y, sample_weight=None, feature_names=None, *, offset=None,
-            exposure=None, freq_weight=None, groups=None) -> GLM:
+            exposure=None, freq_weight=None, groups=None, trials=None) -> GLM:
         """Fit by IRLS; returns self. ``feature_names`` label the summary's rows.
         ``offset`` (n,) is added to the linear predictor with a fixed coefficient of 1;
         ``exposure`` (n,), positive, adds ``log(exposure)`` (statsmodels' meanings).
@@ -488,7 +513,10 @@ class GLM:
         ``freq_weight`` counts repeated rows (``freq_weights``): the same coefficients as
         repeating each row that many times, so the residual degrees of freedom are
         ``sum(freq_weight) - rank`` in the dispersion and the standard errors.
-        ``groups`` (n,): cluster labels for ``cov_type="cluster"``."""
+        ``groups`` (n,): cluster labels for ``cov_type="cluster"``. ``trials`` (n,),
+        binomial only: ``y`` counts the successes out of that many trials (statsmodels'
+        two-column endog): the fit of the proportions with variance weights times
+        ``trials``, and ``llf_`` includes the binomial coefficients."""
         self._check_params()
         columns = getattr(X, "columns", None)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -496,7 +524,10 @@ class GLM:
             raise ValueError("X: contains NaN or infinite values")
         if X.shape[0] < 2:
             raise ValueError(f"X: 1 sample (n_samples = {X.shape[0]}); a GLM needs at least 2")
-        y = self._target(y, X)
+        if trials is None:
+            y = self._target(y, X)
+        else:
+            y, trials = self._proportions(y, trials, X)
         if columns is not None and all(isinstance(c, str) for c in columns):
             self.feature_names_in_ = np.asarray(columns, dtype=object)
             feature_names = feature_names if feature_names is not None else list(columns)
@@ -505,13 +536,15 @@ class GLM:
         off = _offset(offset, exposure, X.shape[0], X.dtype)
         freq = check_weights(freq_weight, X.shape[0], X.dtype)
         var_w = self._weights(y, sample_weight)
+        if trials is not None:
+            var_w = var_w * trials
         w = var_w * freq
         if self.family == "binomial" and not ((w * y).sum() > 0 and (w * (1 - y)).sum() > 0):
             raise ValueError("y: only one class has positive weight; the binomial family "
                              "needs 2 classes")
         if self.family == "binomial":  # the positive rate of the data, and the one fitted
-            base = freq if sample_weight is None else freq * np.asarray(
-                sample_weight, dtype=np.float64)
+            base = freq * (1.0 if trials is None else trials) * (
+                1.0 if sample_weight is None else np.asarray(sample_weight, np.float64))
             self.prior_ = float((base * y).sum() / base.sum())
             self.effective_prior_ = float((w * y).sum() / w.sum())
         to = _to_device(self.device)
@@ -564,8 +597,13 @@ class GLM:
         self.bse_ = np.sqrt(np.diag(self.cov_params_))
         eta = X @ self.coef_ + self.intercept_ + (0.0 if off is None else off)
         mu = make_link(self.link, self._family(np), np).inverse(eta)
-        self.llf_ = float((freq * log_likelihood(self.family, y, mu, var_w, self._llf_scale(),
-                                                  nb_alpha=self.nb_alpha)).sum())
+        llf = log_likelihood(self.family, y, mu, var_w, self._llf_scale(),
+                             nb_alpha=self.nb_alpha)
+        if trials is not None:  # log C(trials, successes), weighted as the rows are
+            k = y * trials
+            lg = scipy.special.gammaln
+            llf = llf + var_w / trials * (lg(trials + 1) - lg(k + 1) - lg(trials - k + 1))
+        self.llf_ = float((freq * llf).sum())
         self._names = names
         if fit["saturated"]:
             self._report_separation(fit["saturated"], int((w > 0).sum()))
@@ -759,7 +797,8 @@ class GLM:
             summed = np.zeros((cluster.max() + 1, p))
             np.add.at(summed, cluster, scores * freq[:, None])
             g = summed.shape[0]
-            meat = summed.T @ summed * g / (g - 1) * (n - 1) / (n - p)
+            meat = summed.T @ summed * (g / (g - 1) * (n - 1) / (n - p)
+                                        if self.use_correction else 1.0)
         else:
             meat = (scores * freq[:, None]).T @ scores * (
                 n / (n - p) if self.cov_type == "HC1" else 1.0)
