@@ -104,8 +104,25 @@ def test_non_finite_metric():
     with pytest.raises(ValueError, match="metric: nan at epoch 1 is not finite "
                                          r"\(use nan_policy='omit'"):
         sched.step(float("nan"))
-    skip = FluctuationPlateau(_opt(), nan_policy="skip")
-    assert skip.step(math.inf) is False and skip.last_epoch == 0
+    for policy in ("omit", "skip"):  # "skip" is an alias of "omit"
+        sched = FluctuationPlateau(_opt(), nan_policy=policy)
+        assert sched.nan_policy == "omit"
+        assert sched.step(math.inf) is False and sched.last_epoch == 0
+
+
+@pytest.mark.parametrize("min_lr, floor", [(0.05, 0.05), ([0.0], 0.0)])
+def test_a_param_group_added_later_gets_the_scalar_floor_or_zero(min_lr, floor):
+    opt = _opt((0.1,))
+    sched = FluctuationPlateau(opt, min_lr=min_lr, patience_growth=1.0)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1})
+    for t in range(400):
+        sched.step(1.0 + (0.1 if t % 2 else -0.1))
+    assert sched.get_last_lr()[1] == pytest.approx(max(floor, 0.1 * 0.5 ** sched.num_cuts))
+    assert sched.num_cuts >= 1 and sched.get_last_lr()[1] < 0.1
+
+
+def test_a_constant_metric_is_no_progress_even_at_threshold_zero():
+    assert cuts([1.0] * 40, threshold=0.0) == [16, 40]  # ratio 0 <= 0: a plateau
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -114,7 +131,7 @@ def test_non_finite_metric():
     ({"beta": 1.0}, "beta: "), ({"beta": 0}, "beta: "), ({"threshold": -0.1}, "threshold: "),
     ({"threshold": 1.0}, "threshold: "), ({"threshold": 1.5}, "threshold: "),
     ({"patience_growth": 0.5}, "patience_growth: "), ({"spike_clip": 0.5}, "spike_clip: "),
-    ({"cooldown": -1}, "cooldown: "),
+    ({"cooldown": -1}, "cooldown: "), ({"cooldown": 1.5}, "cooldown: "),
     ({"mode": "up"}, "mode: "), ({"nan_policy": "ignore"}, "nan_policy: "),
     ({"min_lr": [0.0, 0.0]}, "min_lr: "),
 ])
@@ -244,9 +261,9 @@ def test_torch_scheduler_contracts():
 def test_a_state_from_another_configuration_is_refused():
     _, sched = _scheduler(window=16)
     sched.step(1.0)
-    _, other = _scheduler(window=4)
+    _, other = _scheduler(window=4, factor=0.25)
     with pytest.raises(ValueError, match=r"saved by a FluctuationPlateau with other window "
-                                         r"\(16, here 4\)"):
+                                         r"\(16, here 4\), factor \(0.5, here 0.25\)"):
         other.load_state_dict(sched.state_dict())
     _, same = _scheduler(window=16)
     same.load_state_dict(sched.state_dict())
