@@ -55,3 +55,13 @@ def test_accuracy_and_balanced_accuracy_with_an_absent_class_equal_sklearn(seed,
     assert np.isclose(m["balanced_accuracy"],
                       recall_score(y, pred, labels=present, average="macro"))
     assert m["recall"][k - 1] is None  # no sample: undefined, not 0
+
+
+def test_r2_of_small_and_constant_targets_equals_sklearn():
+    rng = np.random.default_rng(0)
+    small = rng.normal(0, 0.01, size=(40, 2))  # total sum of squares below 1
+    pred = small + rng.normal(0, 0.003, size=(40, 2))
+    assert np.isclose(regression_metrics(small, pred)["r2"], r2_score(small, pred))
+    const = np.full(20, 3.0)
+    for guess in (const + rng.normal(0, 0.1, 20), const):  # imperfect, then perfect
+        assert regression_metrics(const, guess)["r2"] == r2_score(const, guess)

@@ -58,3 +58,12 @@ def test_state_dicts_are_interchangeable_and_closures_work():
     assert int(other.state_dict()["state"][0]["step"]) == 7
     with pytest.raises(TypeError):
         RAdam([w], 0.1, (0.9, 0.999), 1e-8, 0, False)  # the option is keyword-only
+
+
+def test_every_hyper_parameter_reaches_torchs_radam():
+    kwargs = {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1,
+              "decoupled_weight_decay": True}
+    ours = RAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs).param_groups[0]
+    ref = torch.optim.RAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs).param_groups[0]
+    assert {k: v for k, v in ours.items() if k != "params"} == {
+        k: v for k, v in ref.items() if k != "params"}

@@ -169,3 +169,12 @@ def test_two_gloo_ranks_sync_to_the_single_process_statistics():
         np.testing.assert_allclose(mean, s.mean.numpy(), rtol=1e-12)
         np.testing.assert_allclose(var, s.var.numpy(), rtol=1e-12)
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("one_first", [True, False])
+def test_merging_a_single_value_with_an_empty_side_keeps_it(one_first):
+    from bagoftricks.moments import chan_merge
+    one = (np.array([1.0]), np.array([4.0]), np.array([0.0]))
+    empty = (np.array([0.0]), np.array([0.0]), np.array([0.0]))
+    n, mean, m2 = chan_merge(one, empty) if one_first else chan_merge(empty, one)
+    assert (n[0], mean[0], m2[0]) == (1.0, 4.0, 0.0)

@@ -61,5 +61,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     y2, p2 = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
     ss_res = ((y2 - p2) ** 2).sum(0)
     ss_tot = ((y2 - y2.mean(0)) ** 2).sum(0)
-    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+    # a constant target: 1 when predicted exactly, else 0 (scikit-learn's force_finite)
+    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
+                  np.where(ss_res == 0, 1.0, 0.0))
     return {"rmse": float(np.sqrt(((y2 - p2) ** 2).mean())), "r2": float(r2.mean())}
