@@ -65,3 +65,16 @@ def test_r2_of_small_and_constant_targets_equals_sklearn():
     const = np.full(20, 3.0)
     for guess in (const + rng.normal(0, 0.1, 20), const):  # imperfect, then perfect
         assert regression_metrics(const, guess)["r2"] == r2_score(const, guess)
+
+
+def test_a_single_positive_equals_sklearn_and_one_class_is_nan():
+    from bagoftricks.metrics import average_precision, roc_auc
+    rng = np.random.default_rng(2)
+    score = rng.random(30)
+    y = np.zeros(30, dtype=int)
+    y[7] = 1
+    assert roc_auc(y, score) == roc_auc_score(y, score)
+    assert np.isclose(average_precision(y, score), average_precision_score(y, score))
+    for one_class in (np.zeros(30, dtype=int), np.ones(30, dtype=int)):
+        assert np.isnan(roc_auc(one_class, score))
+    assert np.isnan(average_precision(np.zeros(30, dtype=int), score))

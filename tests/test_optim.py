@@ -67,3 +67,9 @@ def test_every_hyper_parameter_reaches_torchs_radam():
     ref = torch.optim.RAdam([torch.nn.Parameter(torch.zeros(2))], **kwargs).param_groups[0]
     assert {k: v for k, v in ours.items() if k != "params"} == {
         k: v for k, v in ref.items() if k != "params"}
+
+
+def test_the_defaults_are_torchs():
+    ours = RAdam([torch.nn.Parameter(torch.zeros(2))])
+    ref = torch.optim.RAdam([torch.nn.Parameter(torch.zeros(2))])
+    assert ours.defaults == ref.defaults and ours.degenerated_to_sgd is False
