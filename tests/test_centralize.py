@@ -229,3 +229,36 @@ def test_groups_added_later_are_centralized_with_include():
     a.grad, b.grad = torch.randn(2, 3), torch.randn(2, 3)
     opt.centralize()
     torch.testing.assert_close(b.grad.sum(1), torch.zeros(2), atol=1e-6, rtol=0)
+
+
+def test_clip_grads_of_mixed_dtypes_and_of_nothing():
+    from bagoftricks.centralize import clip_grads_
+    grads = [torch.full((3, 2), 2.0), torch.full((4,), 1.0, dtype=torch.float64)]
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    expected = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    total = clip_grads_(grads, 1.0)  # norms combined across dtypes
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    for p, g in zip(params, grads, strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-6, atol=0)
+    assert clip_grads_([torch.ones(3, dtype=torch.float64)], 1.0).dtype == torch.float64
+    assert float(clip_grads_([], 1.0)) == 0.0
+    small = [torch.full((2,), 0.1), torch.full((2,), 0.1, dtype=torch.float64)]
+    clip_grads_(small, 1.0)  # under max_norm: untouched
+    assert [g.tolist() for g in small] == [pytest.approx([0.1, 0.1])] * 2
+    tiny = [torch.full((2,), 1e-5), torch.full((2,), 1e-5, dtype=torch.float64)]
+    clip_grads_(tiny, 1e-6)  # torch's eps matters at this scale: 1e-6 / (norm + 1e-6)
+    assert tiny[1][0].item() == pytest.approx(1e-5 * 1e-6 / (2e-5 + 1e-6), rel=1e-6)
+
+
+def test_groups_added_later_join_an_include_list():
+    a, b, c = (nn.Parameter(torch.ones(2, 3)) for _ in range(3))
+    opt = Centralized(torch.optim.SGD([a], lr=0.1), include=[a])
+    opt.add_param_group({"params": [b]})
+    opt.add_param_group({"params": [c]})
+    for p in (a, b, c):
+        p.grad = torch.arange(6.0).reshape(2, 3)
+    opt.centralize()
+    for p in (a, b, c):
+        torch.testing.assert_close(p.grad.sum(1), torch.zeros(2))
