@@ -173,3 +173,24 @@ def test_omit_is_the_policy_name_and_skip_its_alias():
             assert acc.compute() == 3.0
     with pytest.raises(ValueError, match="nan_policy: expected one of"):
         LossAccumulator(nan_policy="ignore")
+
+
+def test_per_sample_losses_sum_in_float64_and_name_their_first_bad_step():
+    acc = LossAccumulator(nan_policy="omit")
+    acc.update(torch.tensor([1e8, 1.0, -1e8]))  # float32 values, a float64 sum: mean 1/3
+    assert acc.compute() == pytest.approx(1 / 3, rel=1e-12)
+    acc = LossAccumulator(nan_policy="omit")
+    acc.update(torch.tensor([2.0, 4.0]))
+    acc.update(torch.tensor([float("nan"), 6.0]))  # the NaN is left out, not counted as 0/1
+    with pytest.warns(RuntimeWarning, match="skipped 1 non-finite"):
+        assert acc.compute() == pytest.approx(4.0)
+    state = acc.state_dict()
+    strict = LossAccumulator()
+    for step in range(3):
+        strict.update(torch.tensor([1.0, float("nan") if step == 2 else 1.0]))
+    with pytest.raises(FloatingPointError, match="first at step 2 of this rank"):
+        strict.compute()
+    resumed = LossAccumulator(nan_policy="omit")
+    resumed.n_skipped = 5
+    resumed.load_state_dict(state)
+    assert resumed.n_skipped == 0

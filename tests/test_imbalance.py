@@ -138,3 +138,29 @@ def test_weighted_loss_bad_input():
 def test_mse_shapes_must_match():
     with pytest.raises(ValueError, match=r"target: shape \(3,\) does not match"):
         weighted_loss(torch.randn(3, 1), torch.randn(3), "mse")
+
+
+def test_class_counts_of_batches_equal_numpys():
+    from bagoftricks.imbalance import class_counts
+    y = np.array([2, 0, 2, 1, 2, 0])
+    classes, counts = class_counts(iter([(None, y[:4]), (None, y[4:])]))
+    ref_classes, ref_counts = np.unique(y, return_counts=True)
+    assert classes.tolist() == ref_classes.tolist() and counts.tolist() == ref_counts.tolist()
+    with pytest.raises(ValueError, match="^y: empty, no labels to weight$"):
+        class_counts(iter([]))
+
+
+@pytest.mark.parametrize("y", [[0, 1, 3], [0, 1, 5], [-1, 0, 1], [0.0, 1.0]])
+def test_num_classes_refuses_labels_that_are_not_its_indices(y):
+    with pytest.raises(ValueError, match=r"^y: labels must be class indices 0\.\.2 with "
+                                         "num_classes=3$"):
+        class_weights(np.array(y), num_classes=3)
+
+
+def test_num_classes_and_classes_together_and_sample_weight_schemes():
+    with pytest.raises(ValueError, match="^num_classes: give either classes or num_classes, "
+                                         "not both$"):
+        class_weights([0, 1], classes=[0, 1], num_classes=2)
+    assert sample_weights([0, 1, 1], "uniform").tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="^y: cannot be read as an array"):
+        sample_weights([[0, 1], [2]])

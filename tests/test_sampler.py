@@ -177,3 +177,15 @@ def test_two_gloo_ranks_get_disjoint_shards_of_the_epoch():
     assert len(s0) == len(s1) == -(-len(epoch) // 2)
     padded = (epoch + epoch)[:2 * len(s0)]
     assert s0 == padded[0::2] and s1 == padded[1::2]  # disjoint positions covering the epoch
+
+
+def test_consumed_overrides_the_position_and_the_edges_of_a_position_load():
+    y = np.array([0] * 6 + [1] * 2)
+    s = OversamplingSampler(y, seed=1)
+    assert s.state_dict(consumed=5)["position"] == 5  # nothing iterated: only `consumed`
+    for position in (0, s.num_samples):  # the start and the end of an epoch are valid
+        fresh = OversamplingSampler(y, seed=1)
+        fresh.load_state_dict({**s.state_dict(), "position": position})
+        assert len(list(fresh)) == s.num_samples - position
+    with pytest.raises(ValueError, match=r"position -1 outside 0\.\.12"):
+        s.load_state_dict({**s.state_dict(), "position": -1})
