@@ -164,3 +164,21 @@ def test_num_classes_and_classes_together_and_sample_weight_schemes():
     assert sample_weights([0, 1, 1], "uniform").tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="^y: cannot be read as an array"):
         sample_weights([[0, 1], [2]])
+
+
+def test_classes_argument_errors_name_the_labels():
+    y = np.arange(7)
+    assert class_weights(np.array([0, 2, 2]), "uniform", num_classes=3).tolist() == [1, 0, 1]
+    for bad in ([[0, 1]], []):
+        with pytest.raises(ValueError, match="^classes: expected a non-empty 1-D list of "
+                                             "labels$"):
+            class_weights(y, classes=bad)
+    with pytest.raises(ValueError, match=r"^classes: cannot be read as an array"):
+        class_weights(y, classes=[[0], [1, 2]])
+    with pytest.raises(ValueError, match=r"^classes: does not include the labels "
+                                         r"\[1, 2, 3, 4, 5\] of y$"):
+        class_weights(y, classes=[0])
+    with pytest.raises(ValueError, match=r"^classes: \[7, 8, 9, 10, 11\] never occur in y, "
+                                         r"so a balanced weight n / \(K \* n_c\) is "
+                                         "undefined for them$"):
+        class_weights(y, classes=np.arange(13))
