@@ -194,3 +194,14 @@ def test_per_sample_losses_sum_in_float64_and_name_their_first_bad_step():
     resumed.n_skipped = 5
     resumed.load_state_dict(state)
     assert resumed.n_skipped == 0
+
+
+def test_a_reduced_state_on_one_process_is_the_local_state():
+    acc = LossAccumulator(nan_policy="omit")
+    for loss, n in ((1.5, 3), (float("nan"), 2), (0.5, 5)):
+        acc.update(torch.tensor(loss), n)
+    local, reduced = acc.state_dict(), acc.state_dict(reduce=True)
+    torch.testing.assert_close(reduced["state"], local["state"], rtol=0, atol=0)
+    assert torch.count_nonzero(local["state"][:3]) == 3  # loss, count and skips all kept
+    empty = LossAccumulator().state_dict(reduce=True)["state"]
+    assert empty.shape == local["state"].shape
