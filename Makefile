@@ -33,14 +33,12 @@ $(VENV)/.dev: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Mutation testing, not part of CI (hours on 2 cores for every module; mutmut resumes
-# where it stopped). ONLY narrows it, e.g. make mutate ONLY='bagoftricks.plateau*'.
-# Survivors go to mutants/survivors.txt; the score to mutants/mutmut-cicd-stats.json.
+# Mutation testing (docs/mutation.md), not part of CI: hours on 2 cores for every module;
+# mutmut keeps its results and resumes. ONLY narrows it: make mutate ONLY='bagoftricks.plateau*'
 mutate: $(VENV)/.dev
 	$(VENV)/bin/mutmut run $(ONLY)
 	$(VENV)/bin/mutmut results > mutants/survivors.txt
-	$(VENV)/bin/mutmut export-cicd-stats
-	cat mutants/mutmut-cicd-stats.json
+	$(VENV)/bin/mutmut results --all true | $(PY) tools/mutation_scores.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

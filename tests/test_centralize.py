@@ -262,3 +262,48 @@ def test_groups_added_later_join_an_include_list():
     opt.centralize()
     for p in (a, b, c):
         torch.testing.assert_close(p.grad.sum(1), torch.zeros(2))
+
+
+def test_state_dict_hooks_registered_on_the_wrapper_run_as_torchs_do():
+    w = nn.Parameter(torch.ones(2, 2))
+    opt, seen = Centralized(torch.optim.SGD([w], lr=0.1)), []
+    opt.register_state_dict_pre_hook(lambda o: seen.append("save pre"))
+    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "note": "post"})
+    opt.register_load_state_dict_pre_hook(
+        lambda o, sd: {k: v for k, v in sd.items() if k != "note"})
+    opt.register_load_state_dict_post_hook(lambda o: seen.append("load post"))
+    state = opt.state_dict()
+    assert state["note"] == "post" and seen == ["save pre"]
+    opt.load_state_dict(state)  # the pre hook drops "note", which SGD would refuse
+    assert seen == ["save pre", "load post"]
+
+
+def test_weight_decay_is_centralized_with_the_gradient_only_when_coupled():
+    for make, coupled in ((lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.5), True),
+                          (lambda p: torch.optim.AdamW(p, weight_decay=0.5), False),
+                          (lambda p: torch.optim.Adam(p, weight_decay=0.5,
+                                                      decoupled_weight_decay=True), False)):
+        w = nn.Parameter(torch.arange(6.0).reshape(2, 3) ** 2)
+        w.grad = torch.ones(2, 3) + torch.arange(3.0)
+        Centralized(make([w])).centralize()
+        direction = w.grad + (0.5 * w.detach() if coupled else 0)
+        torch.testing.assert_close(direction.sum(1), torch.zeros(2), atol=1e-5, rtol=0)
+
+
+def test_errors_name_the_type_they_got():
+    with pytest.raises(ValueError, match="optimizer: expected a torch.optim.Optimizer, got "
+                                         "object"):
+        Centralized(object())
+    with pytest.raises(ValueError, match="params: expected tensors, got float"):
+        centralize_([1.0])
+
+
+@pytest.mark.parametrize("grads, max_norm, scale", [
+    ([torch.full((2,), 0.001)], 0.5, 1.0),            # under max_norm: untouched
+    ([torch.full((2,), 1.5e-6 / 2**0.5)], 1e-6, 1e-6 / 2.5e-6),  # eps matters here
+])
+def test_clip_on_the_cpu_at_the_edges(grads, max_norm, scale):
+    from bagoftricks.centralize import clip_grads_
+    before = grads[0].clone()
+    clip_grads_(grads, max_norm)
+    torch.testing.assert_close(grads[0], before * scale, rtol=1e-5, atol=0)

@@ -199,10 +199,23 @@ class Centralized(torch.optim.Optimizer):
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        """The wrapped optimizer's state dict, with the hooks registered on this wrapper
+        run around it as torch runs them (a post hook may return a replacement)."""
+        for hook in self._optimizer_state_dict_pre_hooks.values():
+            hook(self)
+        state = self.optimizer.state_dict()
+        for hook in self._optimizer_state_dict_post_hooks.values():
+            state = hook(self, state) or state
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Load into the wrapped optimizer, with this wrapper's load hooks run around it
+        (a pre hook may return a replacement state dict)."""
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            state_dict = hook(self, state_dict) or state_dict
         self.optimizer.load_state_dict(state_dict)
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group to the wrapped optimizer; with ``include``, its parameters are
