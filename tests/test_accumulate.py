@@ -198,7 +198,7 @@ def test_per_sample_losses_sum_in_float64_and_name_their_first_bad_step():
 
 def test_a_reduced_state_on_one_process_is_the_local_state():
     acc = LossAccumulator(nan_policy="omit")
-    for loss, n in ((1.5, 3), (float("nan"), 2), (0.5, 5)):
+    for loss, n in ((1.5, 3), (0.5, 5), (float("nan"), 2)):  # first bad step 2, 1 bad
         acc.update(torch.tensor(loss), n)
     local, reduced = acc.state_dict(), acc.state_dict(reduce=True)
     torch.testing.assert_close(reduced["state"], local["state"], rtol=0, atol=0)

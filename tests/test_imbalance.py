@@ -182,3 +182,8 @@ def test_classes_argument_errors_name_the_labels():
                                          r"so a balanced weight n / \(K \* n_c\) is "
                                          "undefined for them$"):
         class_weights(y, classes=np.arange(13))
+
+
+def test_nan_labels_are_named():
+    with pytest.raises(ValueError, match="^y: contains NaN or infinite labels$"):
+        class_weights(np.array([0.0, np.nan, 1.0]))
