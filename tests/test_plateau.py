@@ -143,7 +143,7 @@ def test_bad_arguments(kwargs, match):
         FluctuationPlateau(object())
 
 
-@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"patience_growth": 1.0},
+@pytest.mark.parametrize("kwargs", [{"window": 2}, {"threshold": 0.0}, {"patience_growth": 1.0},
                                     {"spike_clip": 1.0}, {"spike_clip": 1.5},
                                     {"spike_clip": None}])
 def test_edge_values_that_are_allowed(kwargs):
