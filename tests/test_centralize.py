@@ -267,15 +267,17 @@ def test_groups_added_later_join_an_include_list():
 def test_state_dict_hooks_registered_on_the_wrapper_run_as_torchs_do():
     w = nn.Parameter(torch.ones(2, 2))
     opt, seen = Centralized(torch.optim.SGD([w], lr=0.1)), []
-    opt.register_state_dict_pre_hook(lambda o: seen.append("save pre"))
-    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "note": "post"})
-    opt.register_load_state_dict_pre_hook(
-        lambda o, sd: {k: v for k, v in sd.items() if k != "note"})
-    opt.register_load_state_dict_post_hook(lambda o: seen.append("load post"))
+
+    def with_lr(sd, lr):
+        return {**sd, "param_groups": [{**sd["param_groups"][0], "lr": lr}]}
+    opt.register_state_dict_pre_hook(lambda o: seen.append(("save pre", o is opt)))
+    opt.register_state_dict_post_hook(lambda o, sd: with_lr(sd, 0.2) if o is opt else None)
+    opt.register_load_state_dict_pre_hook(lambda o, sd: with_lr(sd, 0.5) if o is opt else None)
+    opt.register_load_state_dict_post_hook(lambda o: seen.append(("load post", o is opt)))
     state = opt.state_dict()
-    assert state["note"] == "post" and seen == ["save pre"]
-    opt.load_state_dict(state)  # the pre hook drops "note", which SGD would refuse
-    assert seen == ["save pre", "load post"]
+    assert state["param_groups"][0]["lr"] == 0.2 and seen == [("save pre", True)]
+    opt.load_state_dict(state)  # the pre hook's replacement is what gets loaded
+    assert opt.param_groups[0]["lr"] == 0.5 and seen[-1] == ("load post", True)
 
 
 def test_weight_decay_is_centralized_with_the_gradient_only_when_coupled():
@@ -283,11 +285,13 @@ def test_weight_decay_is_centralized_with_the_gradient_only_when_coupled():
                           (lambda p: torch.optim.AdamW(p, weight_decay=0.5), False),
                           (lambda p: torch.optim.Adam(p, weight_decay=0.5,
                                                       decoupled_weight_decay=True), False)):
-        w = nn.Parameter(torch.arange(6.0).reshape(2, 3) ** 2)
-        w.grad = torch.ones(2, 3) + torch.arange(3.0)
-        Centralized(make([w])).centralize()
-        direction = w.grad + (0.5 * w.detach() if coupled else 0)
-        torch.testing.assert_close(direction.sum(1), torch.zeros(2), atol=1e-5, rtol=0)
+        for contiguous in (True, False):
+            w = nn.Parameter(torch.arange(6.0).reshape(2, 3) ** 2)
+            grad = torch.ones(3, 2) + torch.arange(3.0)[:, None]
+            w.grad = grad.T.contiguous() if contiguous else grad.T  # (2, 3) either way
+            Centralized(make([w])).centralize()
+            direction = w.grad + (0.5 * w.detach() if coupled else 0)
+            torch.testing.assert_close(direction.sum(1), torch.zeros(2), atol=1e-5, rtol=0)
 
 
 def test_errors_name_the_type_they_got():
@@ -302,8 +306,9 @@ def test_errors_name_the_type_they_got():
     ([torch.full((2,), 0.001)], 0.5, 1.0),            # under max_norm: untouched
     ([torch.full((2,), 1.5e-6 / 2**0.5)], 1e-6, 1e-6 / 2.5e-6),  # eps matters here
 ])
-def test_clip_on_the_cpu_at_the_edges(grads, max_norm, scale):
-    from bagoftricks.centralize import clip_grads_
-    before = grads[0].clone()
-    clip_grads_(grads, max_norm)
+@pytest.mark.parametrize("path", ["clip_grads_", "clip_device_grads_"])
+def test_clip_at_the_edges(grads, max_norm, scale, path):
+    from bagoftricks import centralize
+    before, grads = grads[0].clone(), [g.clone() for g in grads]
+    getattr(centralize, path)(grads, max_norm)
     torch.testing.assert_close(grads[0], before * scale, rtol=1e-5, atol=0)
