@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import median_time, peak_rss_mb, run_isolated  # noqa: E402
 
 from bagoftricks.linear.glm import BLOCK_ROWS  # noqa: E402
+from bagoftricks.linear.solve import GRAM_BLOCK_ROWS  # noqa: E402
 
 GLMS = ("ours GLM", "statsmodels GLM", "scikit-learn newton-cholesky", "glum")
 WLS = ("ours wls", "statsmodels WLS")
@@ -138,7 +139,7 @@ def main() -> None:
         print(f"\n{kind}, n x p = {size}")
         table(res, methods[0], methods[1])
         ours = res[methods[0]]
-        blocks = -(-int(size.split("x")[0]) // (BLOCK_ROWS if methods == GLMS else 1024))
+        blocks = -(-int(size.split("x")[0]) // (BLOCK_ROWS if methods == GLMS else GRAM_BLOCK_ROWS))
         passes = ours["blas_calls"] / blocks
         if passes:
             print(f"ours: {passes:.1f} passes over X (SYRK calls / blocks in a pass), "

@@ -233,6 +233,17 @@ class _IRLS:
                 "pearson": pearson, "saturated": saturated}
 
 
+def _rough_start(problem: _IRLS, max_iter: int):
+    """A starting point from a few cheap iterations on a sample (tolerance 1e-5, quiet),
+    or None when the sample separates or loses rank: the full fit then starts plainly."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return problem.run(None, 1e-5, max_iter)["beta"]
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+
+
 def _over_ranks(values) -> np.ndarray:
     """``values`` (numbers, or one flat float64 array) summed over every rank in one
     all-reduce; themselves on one process."""
@@ -569,14 +580,8 @@ class GLM:
         if X.shape[0] >= WARM_START_MIN_ROWS:  # a few cheap iterations on a subsample
             rows = np.sort(np.random.default_rng(0).choice(
                 X.shape[0], max(X.shape[0] // 20, 50 * X.shape[1]), replace=False))
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    beta0 = problem(X[rows], y[rows], w[rows],
-                                    None if off is None else off[rows]).run(
-                                        None, 1e-5, self.max_iter)["beta"]
-            except (ValueError, np.linalg.LinAlgError):
-                beta0 = None  # (a subsample can separate or lose rank: start plainly)
+            beta0 = _rough_start(problem(X[rows], y[rows], w[rows],
+                                         None if off is None else off[rows]), self.max_iter)
         fit = problem(X, y, w, off).run(beta0, tol, self.max_iter)
         beta = fit["beta"]
         self._set_fit(fit, tol)
@@ -752,21 +757,16 @@ class GLM:
         sample could be fitted."""
         if n < WARM_START_MIN_ROWS:
             return None
-        beta, ok = np.zeros(len(penalty)), 0.0
+        beta = None
         if sample:
             X, y, w = (np.concatenate([b[i] for b in sample]) for i in range(3))
             off = None if any(b[3] is None for b in sample) else np.concatenate(
                 [b[3] for b in sample])
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    beta = _IRLS(self._family(np), self.link, np.asarray, X, y, w, penalty,
-                                 self.fit_intercept, None, self.rank_deficient, off).run(
-                                     None, 1e-5, self.max_iter)["beta"]
-                ok = 1.0
-            except (ValueError, np.linalg.LinAlgError):
-                pass  # (a sample can separate or lose rank)
-        *summed, count = _over_ranks(np.r_[beta * ok, ok])
+            beta = _rough_start(_IRLS(self._family(np), self.link, np.asarray, X, y, w,
+                                      penalty, self.fit_intercept, None,
+                                      self.rank_deficient, off), self.max_iter)
+        ok = float(beta is not None)
+        *summed, count = _over_ranks(np.r_[beta if ok else np.zeros(len(penalty)), ok])
         return np.array(summed) / count if count else None
 
     def _sandwich(self, X, y, w, freq, off, beta, groups) -> np.ndarray:

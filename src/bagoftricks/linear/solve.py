@@ -13,6 +13,8 @@ from scipy.linalg.blas import dsyrk, ssyrk
 class RankDeficientError(ValueError):
     """X has columns that are linear combinations of the others."""
 
+GRAM_BLOCK_ROWS = 1024  # rows per SYRK in normal_equations: a block stays in cache
+
 
 class Gram:
     """``ZᵀZ`` accumulated one block of rows at a time, for ``Z = [sw, sqrt(W) X, rhs]``.
@@ -49,7 +51,7 @@ class Gram:
 
 
 def normal_equations(X: np.ndarray, sw: np.ndarray, rhs: np.ndarray, fit_intercept: bool,
-                     block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                     block: int = GRAM_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """``A = [1, X]ᵀ W [1, X]`` and ``b = [1, X]ᵀ sqrt(W) rhs`` (intercept first when
     ``fit_intercept``), ``sw = sqrt(W)``, ``rhs`` (n,) or (n, k), by ``Gram`` blocks."""
     n, p = X.shape
