@@ -1,5 +1,6 @@
-"""The GPU check (``make gpu-check``): the CUDA tests, then a timing of the loop on the
-GPU — a hand-written loop, ``fit`` in fp32, bf16 and fp16 — on the mnist1d reference CNN
+"""The GPU check (``make gpu-check``): the CUDA tests and the multi-process ones (with the
+GPU visible: one process per GPU, or the CPU when there are fewer), then a timing of the
+loop on the GPU — a hand-written loop, ``fit`` in fp32, bf16 and fp16 — on the mnist1d reference CNN
 and the demo's MLP, with figures to paste into the README under the card's name.
 
 Without CUDA it says so and exits 0 (everything else is tested on the CPU).
@@ -26,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loop_overhead import SmallCNN, balanced_mnist1d  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_TESTS = ["tests/test_inputs.py", "tests/test_glm.py", "-k", "cuda"]
+CUDA_TESTS = ["tests/test_cuda.py", "tests/test_inputs.py", "tests/test_glm.py",
+              "tests/distributed", "-k", "cuda or distributed"]
 
 
 def hand_loop(model, X, y, epochs, batch_size):
@@ -53,6 +55,29 @@ def seconds(run, repeats=3) -> float:
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def glm_seconds(n: int = 1_000_000, p: int = 50) -> None:
+    """A weighted logistic GLM of n x p on the CPU (every core) and on the GPU."""
+    import numpy as np
+
+    from bagoftricks.linear import GLM
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, p))
+    y = (rng.random(n) < 1 / (1 + np.exp(-X[:, :5].sum(1) / 3))).astype(float)
+    w = rng.uniform(0.5, 2, n)
+    fits = {}
+    for device in ("cpu", "cuda"):
+        GLM("binomial", device=device).fit(X[:20000], y[:20000], sample_weight=w[:20000])
+        t0 = time.perf_counter()
+        fits[device] = GLM("binomial", device=device).fit(X, y, sample_weight=w)
+        torch.cuda.synchronize()
+        fits[device].seconds = time.perf_counter() - t0
+    gap = np.abs(fits["cpu"].coef_ - fits["cuda"].coef_).max()
+    print(f"\nGLM binomial {n}x{p}, weighted: CPU ({torch.get_num_threads()} threads) "
+          f"{fits['cpu'].seconds:.2f} s, GPU {fits['cuda'].seconds:.2f} s "
+          f"({fits['cpu'].seconds / fits['cuda'].seconds:.1f}x), max |coef gap| {gap:.1e}")
 
 
 def main() -> None:
@@ -87,6 +112,7 @@ def main() -> None:
                 loss = result["fit"].history.series("train_loss")[-1]
                 print(f"{label:5s} {f'fit {tname}, {precision}':22s} {s:8.3f} {s / hand:7.2f} "
                       f"{loss:17.4f}")
+    glm_seconds()
     sys.exit(tests.returncode)
 
 

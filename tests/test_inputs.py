@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from bagoftricks import Tricks, fit
-from bagoftricks.loop.inputs import as_input
+from bagoftricks import Tricks, distributed, fit
+from bagoftricks.loop.inputs import as_input, resolve_device
 from bagoftricks.models import tabular_mlp
 from train_worker import Rows
 
@@ -134,6 +134,58 @@ def test_a_dataset_whose_labels_cannot_be_found():
         _fit(Inputs(), None)
     with pytest.raises(ValueError, match="labels: only for a Dataset"):
         _fit(_data(), None, labels=torch.zeros(200))
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """Pretend this machine has ``n`` CUDA devices (``gpus(n)``)."""
+    def pretend(n):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+    return pretend
+
+
+@pytest.mark.parametrize("n_gpus, local, device, expected", [
+    (2, (2, 1), "auto", "cuda:1"),  # torchrun: each process its own GPU
+    (2, (2, 1), "cuda", "cuda:1"),
+    (1, (1, 0), "cuda", "cuda"),
+    (2, (2, 1), "cuda:0", "cuda:0"),  # an index given is kept
+    (0, (2, 1), "auto", "cpu"),
+])
+def test_each_process_trains_on_its_own_gpu(gpus, monkeypatch, n_gpus, local, device,
+                                            expected):
+    gpus(n_gpus)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local[0]))
+    monkeypatch.setenv("LOCAL_RANK", str(local[1]))
+    assert resolve_device(device) == torch.device(expected)
+
+
+def test_more_processes_than_gpus(gpus, monkeypatch):
+    gpus(1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.warns(UserWarning, match="2 processes on this machine but 1 CUDA device"):
+        assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'cuda' with 2 processes on this machine needs a "
+                                         "CUDA device each; there are 1"):
+        resolve_device("cuda")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")  # a launcher counting ahead
+    with pytest.raises(ValueError, match="with 3 processes"):
+        resolve_device("cuda", local_processes=3)
+
+
+@pytest.mark.parametrize("device, backend", [(None, "gloo"), (torch.device("cpu"), "gloo"),
+                                             (torch.device("cuda", 1), "nccl")])
+def test_the_backend_follows_the_device(monkeypatch, device, backend):
+    chosen = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.setdefault("device", d))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda b, timeout: chosen.setdefault("backend", b))
+    assert distributed.init_from_env(device)
+    assert chosen == ({"backend": backend} if backend == "gloo" else
+                      {"backend": "nccl", "device": device})
 
 
 @cuda

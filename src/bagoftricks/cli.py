@@ -262,11 +262,12 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
 
     _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
     check_choice("--balance", balance, BALANCE_CHOICES)
+    check_int("--nproc", nproc, 1)
     try:
-        check_precision(precision, resolve_device(device))
+        where = resolve_device(device, None if "LOCAL_RANK" in os.environ else nproc)
+        check_precision(precision, where)
     except ValueError as err:
         raise ValueError(f"--{err}") from None
-    check_int("--nproc", nproc, 1)
     if cache_dir is not None:
         from .files import check_writable_folder
         check_writable_folder(cache_dir, "--cache-dir")
@@ -291,7 +292,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         finally:
             remove_if_unused(partial_folder(out))
         raise typer.Exit(code)
-    distributed.init_from_env()
+    distributed.init_from_env(where)
     try:
         result = train_and_save(data, target, out, task=task, epochs=epochs,
                                 batch_size=batch_size, lr=lr, seed=seed, resume=resume,

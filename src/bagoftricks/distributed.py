@@ -110,17 +110,21 @@ def data_parallel(model: torch.nn.Module, device: torch.device | None = None):
         forward.release()
 
 
-def init_from_env(timeout_seconds: float = 300) -> bool:
-    """Join the process group that ``torchrun`` describes in the environment (gloo on
-    CPU, NCCL when CUDA is available); returns True when running distributed."""
+def init_from_env(device: torch.device | None = None, timeout_seconds: float = 300) -> bool:
+    """Join the process group that ``torchrun`` describes in the environment: NCCL when
+    this rank trains on a GPU (``device``), gloo otherwise (a GLM, a CPU run, or more
+    processes than GPUs). Returns True when running distributed."""
     import datetime
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds))
+        on_gpu = device is not None and device.type == "cuda"
+        if on_gpu:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if on_gpu else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_seconds))
     return True
 
 

@@ -90,7 +90,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         (``result.predictor`` applies it).
     """
     device = resolve_device(device)
-    if device.type == "cuda":  # NCCL and DDP work on the current device
+    if device.type == "cuda" and distributed.is_distributed():  # NCCL's current device
         torch.cuda.set_device(device)
     autocast_dtype = check_precision(precision, device)
     train = as_input(train_data, labels, device, loader_options, "train_data")

@@ -16,6 +16,7 @@ validation batches, and a content digest that ties checkpoints to their data.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -29,12 +30,29 @@ LOADER_OPTIONS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_f
                   "worker_init_fn", "multiprocessing_context", "timeout")
 
 
-def resolve_device(device) -> torch.device:
-    """``"auto"``: this process's GPU under torchrun (``LOCAL_RANK``), else CUDA, else
-    MPS, else the CPU. Anything else must name a device that is available here."""
+def _local_processes() -> tuple[int, int]:
+    """This machine's number of processes and this one's index among them (torchrun's
+    ``LOCAL_WORLD_SIZE`` and ``LOCAL_RANK``; 1 and 0 outside it)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def resolve_device(device, local_processes: int | None = None) -> torch.device:
+    """``"auto"``: this process's own GPU (``cuda:LOCAL_RANK`` under torchrun), else MPS,
+    else the CPU; when a machine runs more processes than it has GPUs, every process
+    trains on the CPU (NCCL needs a GPU per process), with a warning. ``"cuda"`` under
+    torchrun is this process's GPU. Anything else must name a device available here.
+    ``local_processes`` overrides the environment's count (for a launcher, before it
+    starts them)."""
+    n_local, local_rank = _local_processes()
+    n_local = local_processes or n_local
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            if n_local <= torch.cuda.device_count():
+                return torch.device("cuda", local_rank)
+            warnings.warn(f"device='auto': {n_local} processes on this machine but "
+                          f"{torch.cuda.device_count()} CUDA device(s); training on the CPU "
+                          f"(start one process per GPU to train on them)", stacklevel=2)
+            return torch.device("cpu")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -43,6 +61,12 @@ def resolve_device(device) -> torch.device:
     except (RuntimeError, TypeError):
         raise ValueError(f"device: {device!r} is not a device (use 'auto', 'cpu', 'cuda', "
                          f"'cuda:1', 'mps')") from None
+    if resolved.type == "cuda" and resolved.index is None and n_local > 1:
+        if n_local > torch.cuda.device_count():
+            raise ValueError(f"device: {device!r} with {n_local} processes on this machine "
+                             f"needs a CUDA device each; there are "
+                             f"{torch.cuda.device_count()} (use fewer processes, or 'cpu')")
+        resolved = torch.device("cuda", local_rank)
     if resolved.type == "cuda" and not (torch.cuda.is_available() and (
             resolved.index is None or resolved.index < torch.cuda.device_count())):
         raise ValueError(f"device: {device!r} is not available here (CUDA devices: "
