@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
@@ -134,6 +135,29 @@ def test_a_dataset_whose_labels_cannot_be_found():
         _fit(Inputs(), None)
     with pytest.raises(ValueError, match="labels: only for a Dataset"):
         _fit(_data(), None, labels=torch.zeros(200))
+
+
+def test_float16_retries_an_overflowed_batch_instead_of_losing_its_step(monkeypatch):
+    """GradScaler starts at 2**16: on these unstandardized inputs torch skips 5 of the
+    21 steps; fit computes those batches again at the lowered scale, so every batch
+    steps and the run follows the float32 one (float16 autocast, here on the CPU)."""
+    import importlib
+
+    fit_module = importlib.import_module("bagoftricks.loop.fit")
+    monkeypatch.setattr(fit_module, "check_precision",
+                        lambda p, d: torch.float16 if p == "16" else None)
+    steps = []
+    original = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step",
+                        lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+    X, y = _data()
+    Xv, yv = _data(80, seed=2)
+    full = _fit((X, y), (Xv, yv), tricks=Tricks.none())
+    steps.clear()
+    half = _fit((X, y), (Xv, yv), tricks=Tricks.none(), precision="16")
+    assert len(steps) == 3 * 7  # 200 rows in batches of 32, 3 epochs
+    np.testing.assert_allclose(half.history.series("val_loss"),
+                               full.history.series("val_loss"), atol=5e-3)
 
 
 @pytest.fixture

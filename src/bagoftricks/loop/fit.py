@@ -27,7 +27,7 @@ from . import checkpoint
 from .adapters import Tricks
 from .best import best_tracker
 from .evaluate import evaluate
-from .inputs import TensorInput, as_input, check_precision, resolve_device
+from .inputs import MAX_RETRIES, TensorInput, as_input, check_precision, overflowed, resolve_device
 from .log import Logger
 from .protocol import Context, FitResult, History, Trick
 
@@ -184,6 +184,27 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     opt, prepare, logger = ctx.optimizer, ctx.prepare, Logger(log if rank == 0 else "none", epochs)
     autocast = (contextlib.nullcontext() if autocast_dtype is None  # (free in full precision)
                 else torch.autocast(device.type, autocast_dtype))
+
+    def forward_backward(xb, yb, global_rows):
+        """The batch's loss and its gradients (unscaled again in float16)."""
+        with autocast:
+            out = net(prepare(xb))
+            if adjustment is not None:  # the logit-adjusted loss
+                out = out + adjustment
+            target = yb if loss == "cross_entropy" else yb.reshape(out.shape)
+            mean, weight = weighted_loss(out.float(), target, loss, class_weight=class_weight,
+                                         return_weight=True)
+        opt.zero_grad()
+        # DDP averages gradients over ranks: scale so the average is the gradient of the
+        # whole global batch's mean (exactly the one-process run's)
+        scaled = mean * distributed.rank_share(weight, global_rows) if world > 1 else mean
+        if scaler is None:
+            scaled.backward()
+        else:  # unscaled before the tricks clip and centralize
+            scaler.scale(scaled).backward()
+            scaler.unscale_(opt)
+        return mean, weight
+
     with distributed.data_parallel(model, device) as net:
         if compile:
             net = torch.compile(net, **(compile if isinstance(compile, dict) else {}))
@@ -197,23 +218,11 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             logger.start(epoch, len(batches))
             model.train()
             for step, (xb, yb) in enumerate(train.epoch(batches, start_step), start_step):
-                with autocast:
-                    out = net(prepare(xb))
-                    if adjustment is not None:  # the logit-adjusted loss
-                        out = out + adjustment
-                    target = yb if loss == "cross_entropy" else yb.reshape(out.shape)
-                    mean, weight = weighted_loss(out.float(), target, loss,
-                                                 class_weight=class_weight, return_weight=True)
-                opt.zero_grad()
-                # DDP averages gradients over ranks: scale so the average is the gradient
-                # of the whole global batch's mean (exactly the one-process run's)
-                scaled = (mean * distributed.rank_share(weight, len(batches[step][0]))
-                          if world > 1 else mean)
-                if scaler is None:
-                    scaled.backward()
-                else:  # unscaled before the tricks clip and centralize
-                    scaler.scale(scaled).backward()
-                    scaler.unscale_(opt)
+                mean, weight = forward_backward(xb, yb, len(batches[step][0]))
+                for _ in range(MAX_RETRIES if scaler is not None else 0):
+                    if not overflowed(scaler, opt):
+                        break  # else the same batch again at the halved scale: no step lost
+                    mean, weight = forward_backward(xb, yb, len(batches[step][0]))
                 for hook in before_step:
                     hook(ctx)
                 if scaler is None:

@@ -87,6 +87,22 @@ def check_precision(precision, device: torch.device) -> torch.dtype | None:
     return PRECISIONS[precision]
 
 
+MAX_RETRIES = 16  # halvings of the loss scale one batch may take (2**16 down to 1)
+
+
+def overflowed(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the float16 gradients just unscaled hold an inf or NaN; if so the scale is
+    halved (``update``) so that the batch can be computed again. torch's ``GradScaler``
+    skips such a step instead, and starting from 2**16 it skips the first few: a short
+    run, or one with large inputs, loses a share of its steps. (``GradScaler.step``
+    reads the same flags: one more host read per step, no new pipeline stall.)"""
+    found = scaler._found_inf_per_device(optimizer)  # torch's own record of the unscale
+    if not any(v.item() for v in found.values()):
+        return False
+    scaler.update()
+    return True
+
+
 class TensorInput:
     """``(X, y)`` tensors, or the ``rows`` of them that form this set: CPU tensors for
     setup, device tensors for the batches (the same tensors on the CPU: no copy)."""
