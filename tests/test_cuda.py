@@ -82,3 +82,17 @@ def test_cuda_compiled_forward_equals_eager():
             for c in (False, True)]
     np.testing.assert_allclose(runs[0].history.series("train_loss"),
                                runs[1].history.series("train_loss"), rtol=1e-4)
+
+
+def test_cuda_fit_returns_the_model_where_it_was_given_and_the_predictor_follows():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    y = (X[:, 0] > 1).astype(np.int64)  # imbalanced: the predictor shifts the prior back
+    model = tabular_mlp(5, 2, (8,), seed=0)
+    res = fit(model, (X, y), val_data=(X, y), epochs=2, batch_size=50, device="cuda",
+              tricks=Tricks.all(balance="oversample"), log="none")
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    probabilities = res.predictor(torch.as_tensor(X)).softmax(1)
+    assert probabilities.device.type == "cpu" and torch.isfinite(probabilities).all()
+    on_gpu = res.predictor.cuda()(torch.as_tensor(X).cuda()).softmax(1)
+    torch.testing.assert_close(on_gpu.cpu(), probabilities, rtol=1e-4, atol=1e-5)

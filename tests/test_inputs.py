@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -187,8 +188,12 @@ def test_each_process_trains_on_its_own_gpu(gpus, monkeypatch, n_gpus, local, de
 def test_more_processes_than_gpus(gpus, monkeypatch):
     gpus(1)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.warns(UserWarning, match="2 processes on this machine but 1 CUDA device"):
+        assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with warnings.catch_warnings():  # the machine's first process said it
+        warnings.simplefilter("error")
         assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ValueError, match="'cuda' with 2 processes on this machine needs a "
                                          "CUDA device each; there are 1"):

@@ -27,7 +27,15 @@ from . import checkpoint
 from .adapters import Tricks
 from .best import best_tracker
 from .evaluate import evaluate
-from .inputs import MAX_RETRIES, TensorInput, as_input, check_precision, overflowed, resolve_device
+from .inputs import (
+    MAX_RETRIES,
+    TensorInput,
+    as_input,
+    check_precision,
+    device_of,
+    overflowed,
+    resolve_device,
+)
 from .log import Logger
 from .protocol import Context, FitResult, History, Trick
 
@@ -55,7 +63,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     labels : the training Dataset's labels (default: its ``targets``, a
         ``TensorDataset``'s second tensor, or one pass over its items).
     device : ``"auto"`` (this rank's GPU under torchrun, else CUDA, MPS, the CPU) or a
-        device; the model is moved there.
+        device; the model trains there and is returned where it was given (on the CPU,
+        as Lightning does, when it came on the CPU).
     precision : ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast and a
         ``GradScaler``: unscale, then the tricks' clipping and centralization, then the
         step; GPU only).
@@ -121,6 +130,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
                          "for a Dataset")
     make_optimizer = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr))
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
+    home = device_of(model)
     model.to(device)
     ctx = Context(model, make_optimizer(model.parameters(), 1e-3 if auto_lr else lr),
                   train.inputs, y, head, k, prior,
@@ -254,6 +264,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     task = "classification" if head == "softmax" else "regression"
     if best is not None and best.weights is not None:
         model.load_state_dict(best.weights)
+    model.to(home)
     return FitResult(model, history, ctx.standardizer, task, k,
                      best and best.epoch, best and best.value, prior, ctx.prior)
 

@@ -36,6 +36,11 @@ def _local_processes() -> tuple[int, int]:
     return int(os.environ.get("LOCAL_WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s first parameter (or buffer) lives; the CPU for an empty one."""
+    return next(iter([*module.parameters(), *module.buffers()]), torch.empty(0)).device
+
+
 def resolve_device(device, local_processes: int | None = None) -> torch.device:
     """``"auto"``: this process's own GPU (``cuda:LOCAL_RANK`` under torchrun), else MPS,
     else the CPU; when a machine runs more processes than it has GPUs, every process
@@ -49,9 +54,10 @@ def resolve_device(device, local_processes: int | None = None) -> torch.device:
         if torch.cuda.is_available():
             if n_local <= torch.cuda.device_count():
                 return torch.device("cuda", local_rank)
-            warnings.warn(f"device='auto': {n_local} processes on this machine but "
-                          f"{torch.cuda.device_count()} CUDA device(s); training on the CPU "
-                          f"(start one process per GPU to train on them)", stacklevel=2)
+            if local_rank == 0:  # once a machine
+                warnings.warn(f"device='auto': {n_local} processes on this machine but "
+                              f"{torch.cuda.device_count()} CUDA device(s); training on the "
+                              f"CPU (start one process per GPU to train on them)", stacklevel=2)
             return torch.device("cpu")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")

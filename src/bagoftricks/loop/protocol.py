@@ -31,6 +31,7 @@ from torch import nn
 from ..prior import PriorShift
 from ..sampler import EpochSampler
 from ..standardize import RunningStandardizer, Standardize
+from .inputs import device_of
 
 
 @dataclass
@@ -135,7 +136,8 @@ class FitResult:
             if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
                                self.effective_prior.double()):
                 layers.append(PriorShift(self.effective_prior, prior))
-        return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+        return layers[0] if len(layers) == 1 else nn.Sequential(*layers).to(
+            device_of(self.model))
 
     @property
     def predictor(self) -> nn.Module:
