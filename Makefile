@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench gpu-check mutate clean
+.PHONY: demo test lint bench gpu-check mutate mutate-sample clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ $(VENV)/.dev: $(STAMP)
 # mutmut keeps its results and resumes. ONLY narrows it: make mutate ONLY='bagoftricks.plateau*'
 mutate: $(VENV)/.dev
 	$(VENV)/bin/mutmut run $(ONLY)
+	$(VENV)/bin/mutmut results > mutants/survivors.txt
+	$(VENV)/bin/mutmut results --all true | $(PY) tools/mutation_scores.py
+
+# A seeded sample of N unchecked mutants per module (default 30), scored with intervals:
+# make mutate-sample N=30 ONLY='bagoftricks.bias bagoftricks.loop'
+mutate-sample: $(VENV)/.dev
+	$(VENV)/bin/mutmut run --max-children 1 $$($(VENV)/bin/mutmut results --all true | \
+		$(PY) tools/mutation_sample.py $(or $(N),30) $(ONLY))
 	$(VENV)/bin/mutmut results > mutants/survivors.txt
 	$(VENV)/bin/mutmut results --all true | $(PY) tools/mutation_scores.py
 

@@ -34,8 +34,9 @@ def run(mode: str, data: str) -> dict:
     features = [f"x{j}" for j in range(20)]
 
     def batches():
-        reader = pq.ParquetFile(data, pre_buffer=False)
-        for batch in reader.iter_batches(batch_size=262_144, columns=[*features, "y"]):
+        # as bagoftricks.tabular reads: row groups page by page, 65,536-row batches
+        reader = pq.ParquetFile(data, pre_buffer=False, buffer_size=1 << 20)
+        for batch in reader.iter_batches(batch_size=65_536, columns=[*features, "y"]):
             X = np.empty((batch.num_rows, len(features)))  # float64, filled column-wise
             for j in range(len(features)):
                 X[:, j] = batch.column(j).to_numpy()

@@ -684,3 +684,35 @@ def test_binomial_trials_bad_input(kwargs, match):
         GLM("binomial").fit(X, y, **kwargs)
     with pytest.raises(ValueError, match="trials: only for the binomial family"):
         GLM("poisson").fit(X, y, trials=[3.0] * 6)
+
+
+def test_the_glm_path_runs_without_importing_torch():
+    """A streamed GLM's memory: torch alone is about a quarter GiB resident (balanced
+    class weights and the prior correction still import it: they are the torch
+    chapters' functions)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from bagoftricks.linear import GLM, wls\n"
+            "rng = np.random.default_rng(0); X = rng.normal(size=(200, 3))\n"
+            "y = (X[:, 0] + rng.normal(size=200) > 0).astype(float)\n"
+            "GLM('binomial').fit(X, y).predict_proba(X)\n"
+            "GLM('binomial').fit_blocks(lambda: iter([(X, y)]))\n"
+            "wls(X, y)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
+def test_the_package_names_load_on_first_use():
+    import bagoftricks
+
+    assert set(bagoftricks.__all__) <= set(dir(bagoftricks))
+    for name in bagoftricks.__all__:
+        assert getattr(bagoftricks, name) is not None
+    assert bagoftricks.fit.__module__ == "bagoftricks.loop.fit"
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        bagoftricks.nope  # noqa: B018

@@ -50,8 +50,10 @@ def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS) -> Iterator[pa.
         import pyarrow.parquet as pq
         try:
             # pre_buffer=False: the default read-ahead keeps every row group's raw bytes
-            # for the whole scan (a 1.8 GB file held 1.9 GB); now one row group at a time
-            reader = pq.ParquetFile(path, pre_buffer=False)
+            # for the whole scan (a 1.8 GB file held 1.9 GB); buffer_size: a column chunk
+            # is read page by page through 1 MiB, not whole (0.37 -> 0.21 GiB for 1e6-row
+            # row groups of 21 float32 columns)
+            reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
             _check_names(reader.schema_arrow.names, path)
             yield from reader.iter_batches(batch_size=batch_rows)
         except (pa.ArrowInvalid, OSError) as err:

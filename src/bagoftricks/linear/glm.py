@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 
@@ -20,8 +21,6 @@ import scipy.linalg
 import scipy.special
 import scipy.stats
 
-from ..imbalance import class_weights as balanced_class_weights
-from ..prior import prior_shift
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
@@ -247,12 +246,15 @@ def _rough_start(problem: _IRLS, max_iter: int):
 def _over_ranks(values) -> np.ndarray:
     """``values`` (numbers, or one flat float64 array) summed over every rank in one
     all-reduce; themselves on one process."""
-    from .. import distributed
-
     values = np.asarray(values, dtype=np.float64)
-    if not distributed.is_distributed():
+    if "torch.distributed" not in sys.modules:  # (no torch imported: one process)
         return values
     import torch
+
+    from .. import distributed
+
+    if not distributed.is_distributed():
+        return values
 
     return distributed.all_reduce_sum(torch.from_numpy(values)).numpy()
 
@@ -451,6 +453,8 @@ class GLM:
             raise ValueError("class_weight: needs family='binomial' and two classes in y")
         labels = y.astype(np.int64)  # 0/1: the positions in classes_
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            from ..imbalance import class_weights as balanced_class_weights  # (imports torch)
+
             cw = balanced_class_weights(labels, classes=np.unique(labels))
             table = dict(zip(np.unique(labels).tolist(), cw.tolist(), strict=True))
         elif isinstance(self.class_weight, dict):  # keyed by the labels of y
@@ -867,6 +871,8 @@ class GLM:
         if isinstance(target, str) or target is None:
             raise ValueError(f"prior: expected None, 'true', 'balanced' or a rate in (0, 1), "
                              f"got {prior!r}")
+        from ..prior import prior_shift  # (imports torch)
+
         eta = self.linear_predictor(X) + prior_shift(self.effective_prior_, target, "sigmoid")
         p = 1 / (1 + np.exp(-eta))
         return np.stack([1 - p, p], axis=1)

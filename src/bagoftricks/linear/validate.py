@@ -3,10 +3,10 @@ worded as scikit-learn's own validation words them (its estimator checks match t
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
-import torch
 
 try:  # scikit-learn's own classes when it is installed, so its checks recognise them
     from sklearn.exceptions import DataConversionWarning, NotFittedError
@@ -18,6 +18,13 @@ except ImportError:  # pragma: no cover - scikit-learn is optional
         """A model was used before ``fit`` (scikit-learn's exception)."""
 
 
+def is_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor, without importing torch (the GLM path runs
+    without it: a process that has not imported torch holds no tensor)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def as_float_array(value, name: str, ndim=(1, 2), dtype=None,
                    check_finite: bool = True) -> np.ndarray:
     """A float NumPy array (float64 unless ``dtype`` or float32 input says so), finite
@@ -27,7 +34,7 @@ def as_float_array(value, name: str, ndim=(1, 2), dtype=None,
     if value is None:
         raise ValueError(f"{name}: requires {name} to be passed, but the target {name} is "
                          f"None" if name == "y" else f"{name}: is None")
-    if isinstance(value, torch.Tensor):
+    if is_tensor(value):
         value = value.detach().cpu().numpy()
     if hasattr(value, "tocsr") or type(value).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name}: sparse input is not supported; pass a dense array "
@@ -69,7 +76,7 @@ def as_target(y, n: int) -> np.ndarray:
     flattened with a warning (scikit-learn's convention)."""
     if y is None:
         raise ValueError("y: requires y to be passed, but the target y is None")
-    if isinstance(y, torch.Tensor):
+    if is_tensor(y):
         y = y.detach().cpu().numpy()
     if hasattr(y, "tocsr") or type(y).__module__.startswith("scipy.sparse"):
         raise TypeError("y: sparse input is not supported; pass a dense array")

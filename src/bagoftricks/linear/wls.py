@@ -4,10 +4,9 @@ equilibrated normal equations, refined from the data when they are ill-condition
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .solve import equilibrated_rcond, inverse_psd, normal_equations, refine, solve_normal
-from .validate import as_float_array, check_weights
+from .validate import as_float_array, check_weights, is_tensor
 
 
 class WLSResult(tuple):
@@ -36,7 +35,7 @@ def wls(X, y, sample_weight=None, fit_intercept: bool = True,
     singular or ill-conditioned, a warning names the dependent columns and a
     least-squares solve is used (``rank_deficient="raise"`` raises instead).
     """
-    is_torch = isinstance(X, torch.Tensor)
+    is_torch = is_tensor(X)
     Xn = as_float_array(X, "X", ndim=2)
     yn = as_float_array(y, "y", ndim=(1, 2), dtype=Xn.dtype)
     if yn.shape[0] != Xn.shape[0]:
@@ -57,6 +56,8 @@ def wls(X, y, sample_weight=None, fit_intercept: bool = True,
     bse = np.sqrt(np.multiply.outer(np.diag(inverse_psd(A)), np.atleast_1d(scale)))
     bse, scale = (bse[:, 0], float(scale)) if yn.ndim == 1 else (bse, scale)
     if is_torch:
+        import torch
+
         return WLSResult(torch.as_tensor(coef, device=X.device),
                          torch.as_tensor(intercept, device=X.device), bse, scale, df_resid)
     return WLSResult(coef, intercept if np.ndim(intercept) else float(intercept), bse, scale,
