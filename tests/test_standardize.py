@@ -99,6 +99,32 @@ def test_zero_variance_features_get_scale_one():
     assert torch.equal(s.transform(torch.as_tensor(x))[:, 0], torch.zeros(10, dtype=torch.float64))
 
 
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 60), st.integers(1, 6)),
+                  elements=st.floats(-1e3, 1e3, allow_nan=False)),
+       st.sampled_from([0.0, 0.1, 0.25, 1.0]))
+def test_the_scale_floor_is_a_fraction_of_the_median_varying_std(x, floor):
+    s = RunningStandardizer(scale_floor=floor).update(x)
+    std = s.std.numpy()  # (= NumPy's, test above; exactly 0 where NumPy rounds to 1e-158)
+    varying = std[std > 0]
+    low = floor * np.median(varying) if len(varying) else 0.0
+    expected = np.where(std > 0, np.maximum(std, low), 1.0)
+    np.testing.assert_allclose(s.scale.numpy(), expected, rtol=1e-9, atol=1e-12)
+    t = RunningStandardizer()
+    t.load_state_dict(s.state_dict())  # the floor travels with the statistics
+    torch.testing.assert_close(t.scale, s.scale)
+
+
+def test_a_floor_keeps_rare_strokes_of_blank_pixels_from_dominating():
+    from sklearn.datasets import load_digits
+
+    x = torch.as_tensor(load_digits().data)
+    plain = RunningStandardizer().update(x)
+    floored = RunningStandardizer(scale_floor=0.25).update(x)
+    assert plain.transform(x).abs().max() > 40  # a pixel blank in 99.9% of the images
+    assert floored.transform(x).abs().max() < 16
+    assert torch.equal(floored.scale[plain.std > 1.5], plain.std[plain.std > 1.5])
+
+
 def test_channels_of_images():
     x = torch.randn(8, 3, 5, 5, dtype=torch.float64) * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1)
     s = RunningStandardizer(dim=1).fit(x.split(3))
@@ -146,6 +172,8 @@ def test_state_dict_and_module():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: RunningStandardizer(nan_policy="drop"), "nan_policy: "),
+    (lambda: RunningStandardizer(scale_floor=-0.1), "scale_floor: expected a number >= 0"),
+    (lambda: RunningStandardizer(scale_floor=float("nan")), "scale_floor: "),
     (lambda: RunningStandardizer().update(np.ones(3)), r"batch: expected shape"),
     (lambda: RunningStandardizer(dim=3).update(np.ones((3, 2))), "dim: 3 is out of range"),
     (lambda: RunningStandardizer().update(np.ones((3, 2))).update(np.ones((3, 4))),

@@ -167,3 +167,17 @@ def test_fit_leaves_the_callers_threads_rng_and_flags_as_found():
                          torch.are_deterministic_algorithms_enabled())
     finally:
         torch.set_num_threads(threads)
+
+
+def test_fit_standardizes_with_a_scale_floor():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(400, 4)).astype(np.float32) * [10.0, 30.0, 20.0, 1.0]
+    X[:, 3] = 0.0
+    X[:2, 3] = 16.0  # a pixel blank in 99.5% of the images (std 1.1; the median 20)
+    y = (X[:, 0] > 0).astype(np.int64)
+    res = fit(tabular_mlp(4, 2), (X, y), epochs=1, tricks=Tricks(standardize=True),
+              log="none")
+    std = torch.as_tensor(X, dtype=torch.float64).std(0, correction=0)
+    expected = torch.clamp(std, min=0.25 * std.quantile(0.5).item())
+    torch.testing.assert_close(res.standardizer.scale, expected, rtol=1e-5, atol=0)
+    assert res.standardizer.scale[3] > 3 * std[3]  # floored; the others are their std

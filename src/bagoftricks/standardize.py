@@ -39,12 +39,20 @@ class RunningStandardizer:
         matches scikit-learn's ``StandardScaler``).
     nan_policy : ``"raise"`` (a NaN in a batch is an error) or ``"omit"`` (NaNs are left
         out per feature; each feature keeps its own count).
+    scale_floor : the smallest scale, as a fraction of the median standard deviation of
+        the features that vary (0, the default, as scikit-learn). A pixel that is
+        almost always blank has a tiny std, and its rare strokes become z-scores of 40
+        (digits' border pixels); a floor keeps such features from dominating the input.
     """
 
-    def __init__(self, dim: int = -1, unbiased: bool = False, nan_policy: str = "raise"):
+    def __init__(self, dim: int = -1, unbiased: bool = False, nan_policy: str = "raise",
+                 scale_floor: float = 0.0):
         if nan_policy not in _POLICIES:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
+        if not (isinstance(scale_floor, (int, float)) and 0 <= scale_floor < float("inf")):
+            raise ValueError(f"scale_floor: expected a number >= 0, got {scale_floor!r}")
         self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
+        self.scale_floor = float(scale_floor)
         self.count = self.mean_ = self.m2 = None  # per feature, float64
         self._buf = None                          # scratch space (GPU path) across batches
 
@@ -183,8 +191,13 @@ class RunningStandardizer:
 
     @property
     def scale(self) -> torch.Tensor:
-        """What ``transform`` divides by: ``std``, with zero-variance features at 1."""
+        """What ``transform`` divides by: ``std``, at least ``scale_floor`` times the
+        median std of the varying features; zero-variance features at 1."""
         std = self.std
+        varying = std[std > 0]
+        if self.scale_floor and len(varying):
+            floor = self.scale_floor * varying.quantile(0.5)  # NumPy's median
+            std = torch.where(std > 0, std.clamp(min=floor), 0.0)
         return torch.where(std > 0, std, 1.0)
 
     # -- using it -----------------------------------------------------------------------
@@ -221,11 +234,13 @@ class RunningStandardizer:
     def state_dict(self) -> dict:
         self._check_fitted()
         return {"count": self.count.cpu(), "mean": self.mean.cpu(), "m2": self.m2.cpu(),
-                "dim": self.dim, "unbiased": self.unbiased, "nan_policy": self.nan_policy}
+                "dim": self.dim, "unbiased": self.unbiased, "nan_policy": self.nan_policy,
+                "scale_floor": self.scale_floor}
 
     def load_state_dict(self, state: dict) -> None:
         self.dim, self.unbiased = int(state["dim"]), bool(state["unbiased"])
         self.nan_policy = state["nan_policy"]
+        self.scale_floor = float(state.get("scale_floor", 0.0))  # (older states: none)
         self.count, self.mean_, self.m2 = state["count"], state["mean"], state["m2"]
 
 
