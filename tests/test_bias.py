@@ -207,3 +207,18 @@ def test_init_bias_checks_the_layer():
     conv = nn.Conv1d(2, 1, 3)  # any module with a 1-D bias
     init_bias_(conv, [0.0, 2.0], "linear")
     assert conv.bias.item() == 1.0
+
+
+def test_softmax_batches_whose_classes_grow_or_shrink_equal_the_full_array():
+    y = np.array([0, 1, 1, 0, 2, 3, 3, 1, 0, 0])
+    batches = [y[:4], y[4:4], y[4:7], y[7:]]  # classes {0,1}, none, {2,3}, {0,1}
+    torch.testing.assert_close(bias_for(iter(batches), "softmax", dtype=F64),
+                               bias_for(y, "softmax", dtype=F64))
+    assert initial_loss(iter(batches), "softmax") == pytest.approx(initial_loss(y, "softmax"))
+
+
+def test_sigmoid_prior_rates_of_zero_and_one_give_finite_clipped_biases():
+    bias = bias_for(None, "sigmoid", prior=[1.0, 0.0], dtype=F64)
+    assert torch.isfinite(bias).all() and bias[0] > 15 and bias[1] < -15
+    with pytest.raises(ValueError, match="^prior: "):
+        bias_for(None, "sigmoid", prior=[1.5])

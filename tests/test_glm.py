@@ -301,6 +301,21 @@ def test_raw_longley_matches_the_nist_certified_values():
     np.testing.assert_allclose(np.r_[glm.intercept_, glm.coef_], NIST_LONGLEY, rtol=1e-9)
 
 
+def test_raw_longley_with_weights_matches_statsmodels_wls():
+    # ill-conditioned and weighted: the refinement must use sqrt(w) y, not y / sqrt(w)
+    d = sm.datasets.longley.load_pandas()
+    X, y = d.exog.values, d.endog.values
+    w = np.random.default_rng(5).uniform(0.2, 5, len(y))
+    fit = wls(X, y, sample_weight=w)
+    ref = sm.WLS(y, sm.add_constant(X), weights=w).fit(method="qr")
+    np.testing.assert_allclose(np.r_[fit.intercept, fit.coef], ref.params, rtol=1e-7)
+    np.testing.assert_allclose(fit.bse, ref.bse, rtol=1e-6)
+    with pytest.raises(ValueError, match="^X: expected 2-D"):
+        wls(X[:, 0], y)
+    with pytest.raises(ValueError, match=r"^y: has 15 rows, X has 16$"):
+        wls(X, y[:-1])
+
+
 def test_raw_cpunish_income_with_weights_matches_statsmodels():
     d = sm.datasets.cpunish.load_pandas()  # INCOME ~ 4.5e4, not log-transformed
     X, y = d.exog.values.astype(float), d.endog.values.astype(float)

@@ -16,7 +16,13 @@ from typer.testing import CliRunner
 from bagoftricks import GLM, Tricks, bias_for, fit
 from bagoftricks.cli import app
 from bagoftricks.models import tabular_mlp
-from bagoftricks.prior import check_prior, effective_prior, parse_prior, prior_correction
+from bagoftricks.prior import (
+    check_prior,
+    effective_prior,
+    parse_prior,
+    prior_correction,
+    prior_shift,
+)
 
 runner = CliRunner()
 
@@ -53,6 +59,18 @@ def test_effective_priors_of_each_balance_option(prior):
     np.testing.assert_allclose(effective_prior(prior, tau=0.0), prior)
     half = np.sqrt(prior) / np.sqrt(prior).sum()
     np.testing.assert_allclose(effective_prior(prior, tau=0.5), half)
+    absent = np.r_[prior, 0.0]  # a class the training data lacks stays at 0
+    np.testing.assert_allclose(effective_prior(absent, tau=0.5), np.r_[half, 0.0])
+    np.testing.assert_allclose(effective_prior(absent, oversample=True), np.r_[[1 / k] * k, 0])
+
+
+@pytest.mark.parametrize("src, dst, match", [([0.5, 0.5], [0.3, 0.3, 0.4], "^to_prior: "),
+                                             (1.0, 0.5, "^from_prior: sigmoid"),
+                                             (0.5, 0.0, "^to_prior: sigmoid")])
+def test_prior_shift_errors_name_the_prior(src, dst, match):
+    head = "softmax" if isinstance(src, list) else "sigmoid"
+    with pytest.raises(ValueError, match=match):
+        prior_shift(src, dst, head)
 
 
 @settings(max_examples=50, deadline=None)
@@ -91,6 +109,8 @@ def test_parse_prior_names_every_class():
         parse_prior("nope=0.5,a=0.5", ["a", "b"], [0.5, 0.5])
     with pytest.raises(ValueError, match="no probability for the classes b"):
         parse_prior("a=1", ["a", "b"], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"^--prior: the probabilities sum to 1.1"):
+        parse_prior("a=0.5,b=0.6", ["a", "b"], [0.5, 0.5])
     with pytest.raises(ValueError, match="tau: expected a number >= 0"):
         Tricks(balance="logit_adjust", tau=-1)
 
