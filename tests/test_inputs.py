@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from bagoftricks import Tricks, distributed, fit
-from bagoftricks.loop.inputs import as_input, resolve_device
+from bagoftricks.loop.inputs import as_input, device_of, resolve_device
 from bagoftricks.models import tabular_mlp
 from train_worker import Rows
 
@@ -85,6 +85,10 @@ def test_images_are_standardized_per_channel():
     assert res.standardizer.dim == 1
     torch.testing.assert_close(res.standardizer.mean.float(), X.mean((0, 2, 3)),
                                rtol=1e-5, atol=1e-5)
+    signals = X.reshape(64, 3, 16)  # N x C x L (a 1-D convolution's input): per channel too
+    res = fit(model, (signals, y), epochs=1, batch_size=16, log="none", keep_best=None,
+              tricks=Tricks(standardize=True))
+    assert res.standardizer.dim == 1 and res.standardizer.mean.shape == (3,)
 
 
 def test_bf16_autocasts_the_forward_pass_on_the_cpu():
@@ -176,13 +180,19 @@ def gpus(monkeypatch):
     (1, (1, 0), "cuda", "cuda"),
     (2, (2, 1), "cuda:0", "cuda:0"),  # an index given is kept
     (0, (2, 1), "auto", "cpu"),
+    (1, None, "auto", "cuda:0"),  # one process outside torchrun
 ])
 def test_each_process_trains_on_its_own_gpu(gpus, monkeypatch, n_gpus, local, device,
                                             expected):
     gpus(n_gpus)
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local[0]))
-    monkeypatch.setenv("LOCAL_RANK", str(local[1]))
+    for name, value in zip(("LOCAL_WORLD_SIZE", "LOCAL_RANK"), local or (None, None),
+                           strict=True):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(value))
     assert resolve_device(device) == torch.device(expected)
+    assert device_of(torch.nn.Identity()) == torch.device("cpu")  # nothing to move
 
 
 def test_more_processes_than_gpus(gpus, monkeypatch):

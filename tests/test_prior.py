@@ -181,3 +181,16 @@ def test_cli_predict_is_calibrated_by_default_and_takes_a_prior(tmp_path):
                                      str(tmp_path / "bad.csv"), "--prior", bad])
         assert result.exit_code == 2 and needle in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_balanced_predictor_is_uniform_over_the_classes_seen_in_training():
+    X = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32)
+    y = np.r_[np.zeros(50), np.ones(10)].astype(np.int64)
+    res = fit(tabular_mlp(2, 3), (X, y), val_data=(X[:3], np.array([0, 1, 2])), epochs=1,
+              tricks=Tricks(balance=None), log="none", keep_best=None)
+    shift = res.predictor_for("balanced")[-1].shift  # log(to) - log(from) per class
+    assert shift[2] == 0 and shift[0] - shift[1] == pytest.approx(np.log(10 / 50), abs=1e-6)
+    with pytest.raises(ValueError, match="^prior: expected None, 'balanced' or 3 class"):
+        res.predictor_for("uniform")
+    with pytest.raises(ValueError, match="^prior: every class needs a positive"):
+        res.predictor_for([0.5, 0.5, 0.0])

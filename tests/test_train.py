@@ -181,3 +181,15 @@ def test_fit_standardizes_with_a_scale_floor():
     expected = torch.clamp(std, min=0.25 * std.quantile(0.5).item())
     torch.testing.assert_close(res.standardizer.scale, expected, rtol=1e-5, atol=0)
     assert res.standardizer.scale[3] > 3 * std[3]  # floored; the others are their std
+
+
+def test_resuming_a_finished_run_trains_no_more_and_the_predictor_is_the_bare_model(tmp_path):
+    X, y = _toy()
+    options = dict(epochs=2, batch_size=50, checkpoint_dir=tmp_path, log="none", seed=0,
+                   tricks=Tricks.none())
+    done = fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), **options)
+    again = fit(tabular_mlp(5, 3, (8,), seed=1), (X, y), **options, resume=True)
+    assert again.history.epochs == done.history.epochs
+    for a, b in zip(done.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert done.predictor is done.model  # no standardizer, trained under the true prior

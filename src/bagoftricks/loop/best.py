@@ -42,9 +42,8 @@ class BestEpoch:
                 "stale": self.stale}
 
     def load_state_dict(self, state: dict) -> None:
-        if (state["metric"], state["mode"]) != (self.metric, self.mode):
-            raise ValueError(f"keep_best: the checkpoint tracked {state['metric']!r} "
-                             f"({state['mode']}), this run {self.metric!r} ({self.mode})")
+        """(The checkpoint's run settings hold ``keep_best``: a resume that tracks another
+        metric is refused before this.)"""
         self.epoch, self.value = state["epoch"], state["value"]
         self.weights, self.stale = state["weights"], state["stale"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..prior import PriorShift
+from ..prior import PriorShift, check_prior
 from ..sampler import EpochSampler
 from ..standardize import RunningStandardizer, Standardize
 from .inputs import device_of
@@ -124,15 +124,21 @@ class FitResult:
     def predictor_for(self, prior=None) -> nn.Module:
         """The ready-to-use module: the standardization layer (if any), the model, and
         for a classifier the shift of its logits from the effective prior to ``prior``
-        (default: the training data's true prior; ``"balanced"``: uniform)."""
+        (default: the training data's true prior; ``"balanced"``: uniform over the classes
+        seen in training; or K positive probabilities, a deployment prior)."""
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
         if self.prior is not None:
             if prior is None:
                 prior = self.prior
-            elif isinstance(prior, str) and prior == "balanced":  # uniform over seen classes
+            elif isinstance(prior, str):
+                if prior != "balanced":
+                    raise ValueError(f"prior: expected None, 'balanced' or "
+                                     f"{len(self.prior)} class probabilities, got {prior!r}")
                 seen = (self.prior > 0).double()
                 prior = seen / seen.sum()
+            else:
+                prior = check_prior(prior, "prior", len(self.prior))
             if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
                                self.effective_prior.double()):
                 layers.append(PriorShift(self.effective_prior, prior))
