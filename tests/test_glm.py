@@ -731,32 +731,3 @@ def test_the_package_names_load_on_first_use():
     assert bagoftricks.fit.__module__ == "bagoftricks.loop.fit"
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         bagoftricks.nope  # noqa: B018
-
-
-def test_read_ahead_passes_items_and_errors_and_stops_its_thread():
-    import threading
-
-    from bagoftricks.linear.glm import _read_ahead
-
-    before = threading.active_count()
-    assert list(_read_ahead(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield 1
-        raise OSError("disk gone")
-    with pytest.raises(OSError, match="disk gone"):
-        list(_read_ahead(failing()))
-    items = _read_ahead(iter(range(10**6)))  # the caller stops after two
-    assert [next(items), next(items)] == [0, 1]
-    items.close()
-    assert threading.active_count() == before
-
-
-def test_a_block_that_fails_mid_pass_raises_from_fit_blocks():
-    X, y, _ = make_problem("binomial", 3, 3000, 3)
-
-    def blocks():
-        yield X[:1000], y[:1000]
-        yield X[1000:2000], np.full(1000, 2.0)  # outside binomial's support
-    with pytest.raises(ValueError, match="y: the binomial family needs y"):
-        GLM("binomial").fit_blocks(blocks)

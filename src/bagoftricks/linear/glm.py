@@ -14,7 +14,7 @@ import inspect
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.linalg
@@ -257,50 +257,6 @@ def _over_ranks(values) -> np.ndarray:
         return values
 
     return distributed.all_reduce_sum(torch.from_numpy(values)).numpy()
-
-
-def _read_ahead(source: Iterator, depth: int = 2) -> Iterator:
-    """``source``'s items, each produced in a thread while the caller works on the one
-    before: reading and decoding a block (Parquet, CSV; the checks of its values)
-    overlaps the IRLS arithmetic on the last one (both release the GIL). An error in
-    ``source`` is raised here; stopping early stops the thread."""
-    import queue
-    import threading
-
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in source:
-                if not put(("item", item)):
-                    return
-            put(("end", None))
-        except BaseException as err:  # handed to the caller, raised there
-            put(("error", err))
-
-    worker = threading.Thread(target=produce, name="bagoftricks-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 def _offset(offset, exposure, n: int, dtype) -> np.ndarray | None:
@@ -713,9 +669,6 @@ class GLM:
         fam = self._family(np)
 
         def checked():
-            return _read_ahead(validated())
-
-        def validated():
             for block in blocks():
                 if not isinstance(block, (tuple, list)) or not 2 <= len(block) <= 5:
                     raise ValueError("blocks: each block must be (X, y[, weight[, offset"
