@@ -1,6 +1,7 @@
 """Per-module mutation scores from ``mutmut results --all true`` on stdin.
 
-Score = killed (timeouts count as killed) / (killed + survived + no tests); mutants not
+Score = killed (timeouts count as killed, mutmut's convention; the timeouts column says
+how many) / (killed + survived + no tests); mutants not
 yet checked are left out and counted. Where some are unchecked and the checked ones are
 a random sample (``make mutate-sample``), the 95% Wilson interval says how far the
 module's score may be from the sample's. ``make mutate`` prints this table."""
@@ -28,7 +29,7 @@ def main() -> None:
         match = LINE.match(line)
         if match:
             counts[match.group(1)][match.group(2).strip()] += 1
-    print(f"{'module':34s} {'killed':>7s} {'survived':>9s} {'no tests':>9s} "
+    print(f"{'module':34s} {'killed':>7s} {'timeouts':>9s} {'survived':>9s} {'no tests':>9s} "
           f"{'unchecked':>10s} {'score':>6s}  {'95% interval (sampled)':s}")
     for module, c in sorted(counts.items()):
         killed = c["killed"] + c["timeout"]
@@ -36,7 +37,7 @@ def main() -> None:
         score = f"{killed / tested:6.1%}" if tested else "     -"
         low, high = wilson(killed, tested) if tested and c["not checked"] else (None, None)
         interval = f"  {low:.0%}-{high:.0%}" if low is not None else ""
-        print(f"{module:34s} {killed:7d} {c['survived']:9d} {c['no tests']:9d} "
+        print(f"{module:34s} {killed:7d} {c['timeout']:9d} {c['survived']:9d} {c['no tests']:9d} "
               f"{c['not checked']:10d} {score}{interval}")
 
 
