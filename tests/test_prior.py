@@ -193,4 +193,11 @@ def test_balanced_predictor_is_uniform_over_the_classes_seen_in_training():
     with pytest.raises(ValueError, match="^prior: expected None, 'balanced' or 3 class"):
         res.predictor_for("uniform")
     with pytest.raises(ValueError, match="^prior: every class needs a positive"):
-        res.predictor_for([0.5, 0.5, 0.0])
+        res.predictor_for([0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match=r"^prior: classes \[2\] never appear in the "):
+        res.predictor_for([0.3, 0.3, 0.4])
+    with pytest.raises(ValueError, match="^prior: expected 3 class probabilities, got 4"):
+        res.predictor_for([0.25] * 4)
+    deployed = res.predictor_for([0.2, 0.8, 0.0])[-1].shift
+    assert deployed[2] == 0 and deployed[0] - deployed[1] == pytest.approx(
+        np.log(0.2 / 0.8) - np.log(50 / 10), abs=1e-6)

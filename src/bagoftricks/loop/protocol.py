@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -125,7 +126,8 @@ class FitResult:
         """The ready-to-use module: the standardization layer (if any), the model, and
         for a classifier the shift of its logits from the effective prior to ``prior``
         (default: the training data's true prior; ``"balanced"``: uniform over the classes
-        seen in training; or K positive probabilities, a deployment prior)."""
+        seen in training; or K probabilities, a deployment prior, positive for every class
+        seen in training and 0 for the others)."""
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
         if self.prior is not None:
@@ -137,8 +139,17 @@ class FitResult:
                                      f"{len(self.prior)} class probabilities, got {prior!r}")
                 seen = (self.prior > 0).double()
                 prior = seen / seen.sum()
-            else:
-                prior = check_prior(prior, "prior", len(self.prior))
+            else:  # a deployment prior: positive where training saw the class, else 0
+                seen = (self.prior > 0).numpy()
+                prior = np.asarray(prior, dtype=np.float64).reshape(-1)
+                if len(prior) != len(seen):
+                    raise ValueError(f"prior: expected {len(seen)} class probabilities, got "
+                                     f"{len(prior)}")
+                if np.any(prior[~seen] != 0):
+                    raise ValueError(f"prior: classes {np.flatnonzero(~seen).tolist()} never "
+                                     f"appear in the training data; their probability must "
+                                     f"be 0")
+                check_prior(prior[seen], "prior")
             if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
                                self.effective_prior.double()):
                 layers.append(PriorShift(self.effective_prior, prior))
