@@ -264,9 +264,11 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     check_choice("--balance", balance, BALANCE_CHOICES)
     check_int("--nproc", nproc, 1)
     try:
-        with warnings.catch_warnings():  # (a launcher checks; its ranks warn)
-            warnings.simplefilter("ignore" if "LOCAL_RANK" not in os.environ else "default")
-            where = resolve_device(device, None if "LOCAL_RANK" in os.environ else nproc)
+        launcher = "LOCAL_RANK" not in os.environ
+        with warnings.catch_warnings():
+            if launcher:  # it only checks: its ranks say the warning
+                warnings.simplefilter("ignore")
+            where = resolve_device(device, nproc if launcher else None)
         check_precision(precision, where)
     except ValueError as err:
         raise ValueError(f"--{err}") from None

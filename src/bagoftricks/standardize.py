@@ -195,10 +195,9 @@ class RunningStandardizer:
         median std of the varying features; zero-variance features at 1."""
         std = self.std
         varying = std[std > 0]
-        if self.scale_floor and len(varying):
-            floor = self.scale_floor * varying.quantile(0.5)  # NumPy's median
-            std = torch.where(std > 0, std.clamp(min=floor), 0.0)
-        return torch.where(std > 0, std, 1.0)
+        floor = (self.scale_floor * varying.quantile(0.5).item()  # NumPy's median
+                 if self.scale_floor and len(varying) else 0.0)
+        return torch.where(std > 0, std.clamp(min=floor), 1.0)
 
     # -- using it -----------------------------------------------------------------------
     def _check_width(self, x: torch.Tensor) -> None:

@@ -228,11 +228,13 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             logger.start(epoch, len(batches))
             model.train()
             for step, (xb, yb) in enumerate(train.epoch(batches, start_step), start_step):
-                mean, weight = forward_backward(xb, yb, len(batches[step][0]))
-                for _ in range(MAX_RETRIES if scaler is not None else 0):
-                    if not overflowed(scaler, opt):
-                        break  # else the same batch again at the halved scale: no step lost
-                    mean, weight = forward_backward(xb, yb, len(batches[step][0]))
+                rows = len(batches[step][0])  # the global batch's
+                mean, weight = forward_backward(xb, yb, rows)
+                if scaler is not None:  # an overflowed batch again at the halved scale
+                    for _ in range(MAX_RETRIES):
+                        if not overflowed(scaler, opt):
+                            break
+                        mean, weight = forward_backward(xb, yb, rows)
                 for hook in before_step:
                     hook(ctx)
                 if scaler is None:

@@ -131,16 +131,15 @@ class FitResult:
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
         if self.prior is not None:
+            seen = (self.prior > 0).numpy()  # the classes the training data had
             if prior is None:
                 prior = self.prior
             elif isinstance(prior, str):
                 if prior != "balanced":
                     raise ValueError(f"prior: expected None, 'balanced' or "
                                      f"{len(self.prior)} class probabilities, got {prior!r}")
-                seen = (self.prior > 0).double()
                 prior = seen / seen.sum()
             else:  # a deployment prior: positive where training saw the class, else 0
-                seen = (self.prior > 0).numpy()
                 prior = np.asarray(prior, dtype=np.float64).reshape(-1)
                 if len(prior) != len(seen):
                     raise ValueError(f"prior: expected {len(seen)} class probabilities, got "
