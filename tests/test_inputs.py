@@ -233,8 +233,13 @@ def test_cuda_training_matches_the_cpu_run(precision):
     X, y = _data()
     Xv, yv = _data(80, seed=2)
     cpu = _fit((X, y), (Xv, yv), device="cpu")
-    gpu = _fit((X, y), (Xv, yv), device="cuda", precision=precision)
-    assert next(gpu.model.parameters()).device.type == "cuda"
+    seen = set()
+    model = tabular_mlp(5, 3, (16,), seed=0)
+    model.register_forward_pre_hook(lambda m, args: seen.add(args[0].device.type))
+    gpu = fit(model, (X, y), val_data=(Xv, yv), epochs=3, batch_size=32, seed=2, log="none",
+              keep_best=None, device="cuda", precision=precision)
+    assert seen == {"cuda"}  # trained there, and given back where it was created
+    assert next(gpu.model.parameters()).device.type == "cpu"
     tolerance = 1e-4 if precision == "32" else 0.05
     for a, b in zip(cpu.history.series("val_loss"), gpu.history.series("val_loss"), strict=True):
         assert abs(a - b) < tolerance
