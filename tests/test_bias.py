@@ -185,6 +185,9 @@ def test_list_and_numpy_and_tensor_agree():
     (lambda: bias_for([1, 0], "sigmoid", eps=0), "eps: "),
     (lambda: bias_for([0, 0], "softmax"), "y: softmax needs at least 2"),
     (lambda: bias_for([0, 1], "softmax", num_classes=1), "num_classes: "),
+    (lambda: bias_for([0, 1, 5000], "softmax"),
+     r"^y: label 5000 is far beyond the 3 distinct labels; class indices must run 0\.\.K-1 "
+     r"\(pass num_classes=K if K really is that large\)$"),
     (lambda: initial_loss([0, 1], "sigmoid", reduction="max"), "reduction: "),
 ])
 def test_bad_input_names_the_argument(call, match):

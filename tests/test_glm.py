@@ -610,6 +610,52 @@ def test_pandas_object_columns_and_column_vectors():
         GLM("binomial").fit(frame, y * 10)
 
 
+
+def test_input_errors_name_the_argument_and_the_shape():
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(NotFittedError, match="^GLM: call fit before predicting$"):
+        GLM().predict(X)
+    with pytest.raises(ValueError, match=r"\.reshape\(1, -1\) for one sample$"):
+        GLM().fit(X[:, 0], y)
+    with pytest.raises(ValueError, match=r"^X: expected 2-D, got shape \(20, 3, 1\)$"):
+        GLM().fit(X[..., None], y)
+    with pytest.raises(ValueError, match=r"^X: Found array with 0 sample\(s\) \(shape="
+                                         r"\(0, 3\)\) while a minimum of 1 is required\.$"):
+        GLM().fit(X[:0], y[:0])
+    with pytest.raises(ValueError, match="^sample_weight: negative weight at index 7$"):
+        GLM().fit(X, y, sample_weight=np.r_[np.ones(7), -1.0, np.ones(12)])
+    with pytest.raises(ValueError, match="^y: contains NaN"):
+        wls(X, np.r_[np.nan, np.ones(19)])
+
+
+class _DuckSparse:
+    """Not SciPy's, but sparse: anything with ``tocsr`` is refused as sparse."""
+
+    def tocsr(self):
+        raise AssertionError("never converted")
+
+
+def test_sparse_inputs_are_refused_by_their_interface_and_by_scipy_module():
+    from scipy.sparse.linalg import aslinearoperator
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(TypeError, match="^X: sparse input is not supported"):
+        GLM().fit(_DuckSparse(), y)
+    with pytest.raises(TypeError, match="^y: sparse input is not supported"):
+        GLM().fit(X, _DuckSparse())
+    with pytest.raises(TypeError, match="^y: sparse input is not supported"):
+        GLM().fit(X, aslinearoperator(np.eye(20)))  # scipy.sparse, without tocsr
+
+
+def test_a_column_vector_warning_points_at_the_callers_line():
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), (np.arange(20) % 2).astype(float)
+    y[:3] = 1 - y[:3]
+    for call in (lambda: GLM("binomial").fit(X, y[:, None]),
+                 lambda: GLM("binomial").fit(X, y[:, None], trials=np.ones(20)),
+                 lambda: GLM("binomial").fit(X, y).score(X, y[:, None])):
+        with pytest.warns(UserWarning, match="A column-vector y") as record:
+            call()
+        assert {w.filename for w in record if "column-vector" in str(w.message)} == {__file__}
+
 # -- streamed fits ------------------------------------------------------------------------
 @pytest.mark.parametrize("family, link", [("gaussian", None), ("binomial", None),
                                           ("poisson", None), ("gamma", "log")])

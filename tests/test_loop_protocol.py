@@ -206,5 +206,7 @@ def test_the_plateau_trick_watches_its_monitor(monitor, expected):
     trick.on_epoch_end(None, {"val_loss": 5.0, "train_loss": 1.0})
     trick.on_epoch_end(None, {"train_loss": 2.0})  # no validation: the training loss
     assert seen == [expected, 2.0]
-    with pytest.raises(ValueError, match="plateau_monitor"):
+    with pytest.raises(ValueError, match="^tricks.plateau_monitor: "):
         Tricks(plateau_monitor="accuracy")
+    with pytest.raises(ValueError, match="^plateau_monitor: "):
+        Plateau("accuracy")

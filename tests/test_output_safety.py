@@ -1,5 +1,6 @@
 """Nothing a user owns is ever deleted: output folders, input files, locks, full disks."""
 
+import gc
 import os
 import shutil
 import signal
@@ -170,12 +171,19 @@ def _mount_tmpfs(path: Path, options: str) -> None:
         pytest.skip(f"mount is not allowed here: {done.stderr.decode().strip()}")
 
 
+def _unmount(disk):
+    """Unmount once the in-process run's memory maps of its table cache are collected
+    (a failed command's traceback keeps them alive in a reference cycle)."""
+    gc.collect()
+    subprocess.run(["umount", str(disk)], check=True)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "size=96k")
     yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    _unmount(disk)
 
 
 @pytest.fixture
@@ -183,7 +191,7 @@ def read_only_disk(tmp_path):
     disk = tmp_path / "ro"
     _mount_tmpfs(disk, "ro,size=64k")
     yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    _unmount(disk)
 
 
 def test_a_full_disk_says_so_and_leaves_no_temporary_file(small_disk):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bagoftricks.tabular import MAX_CATEGORIES, iter_batches, load, scan
+from bagoftricks.tabular import MAX_CATEGORIES, Schema, encode, iter_batches, load, scan
 
 
 @pytest.fixture
@@ -76,3 +76,44 @@ def test_load_of_many_record_batches_equals_pandas(frame, tmp_path, fmt):
     assert X.shape[0] == len(big) == s.rows
     np.testing.assert_array_equal(X[:, 0], big.a.to_numpy(np.float32))
     np.testing.assert_array_equal(y, big.target.to_numpy())
+
+
+def _integers_then(tmp_path, rows: int, value: str):
+    """A CSV of whole numbers in 'a' and 'b' whose column 'b' holds ``value`` at data row
+    ``rows + 1`` (past a 1 MiB read block at 200,000 rows)."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,target\n" + "7,1,0\n3,2,1\n" * (rows // 2) + f"5,{value},1\n")
+    return path
+
+
+def test_csv_column_types_come_from_the_first_4_mib(tmp_path):
+    path = _integers_then(tmp_path, 300_000, "1.5")  # 1.5 at about 1.7 MiB: still inferred
+    s = scan(path, "target")
+    X, y = load(path, s.schema)
+    assert X.shape == (300_001, 2) and X[-1, 1] == 1.5
+
+
+def test_a_csv_cell_that_does_not_parse_names_its_column_and_row(tmp_path):
+    path = _integers_then(tmp_path, 800_000, "x")  # past the first 4 MiB block
+    assert path.stat().st_size > 1 << 22
+    with pytest.raises(ValueError, match="^DATA: column 'b' holds 'x' at data row 800001, "
+                                         "but its first rows made it int64$"):
+        scan(path, "target")
+
+
+def test_empty_files_classes_too_small_to_validate_and_a_regression_target(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    pq.write_table(pa.table({}), tmp_path / "none.parquet")
+    with pytest.raises(ValueError, match="^DATA: none.parquet is empty$"):
+        scan(tmp_path / "none.parquet", "a")
+    frame = pd.DataFrame({"x": np.arange(9.0), "y": [0, 0, 0, 0, 0, 0, 1, 1, 2]})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert scan(tmp_path / "d.csv", "y").small_classes == ["2"]  # two rows are enough
+    s = scan(tmp_path / "d.csv", "x", task="regression")
+    X, y = load(tmp_path / "d.csv", s.schema)
+    assert y.dtype == np.float32 and y.tolist() == list(range(9))
+    only_target = Schema("y", "regression", [], {}, None, {})
+    X, y = encode(pa.table({"y": [1.0, 2.0]}).to_batches()[0], only_target)
+    assert X.shape == (2, 0) and X.dtype == np.float32 and y.tolist() == [1.0, 2.0]

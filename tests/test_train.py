@@ -92,6 +92,28 @@ def test_lines_log_goes_to_stderr(capsys):
     assert err.count("epoch") == 2 and "train" in err
 
 
+def test_the_log_modes(capsys, monkeypatch):
+    from bagoftricks.loop.log import Logger
+
+    record = {"epoch": 2, "train_loss": 0.5, "val_loss": None, "lr": 1e-3, "seconds": 0.25}
+    bar = Logger("bar", 3)
+    bar.start(1, steps=5)
+    assert bar.progress.live.transient is True
+    assert [(t.description, t.total) for t in bar.progress.tasks] == [("epoch 2/3", 5)]
+    bar.advance()
+    assert bar.progress.tasks[0].completed == 1
+    bar.end(record)
+    assert bar.progress is None
+    assert capsys.readouterr().err.endswith(
+        "epoch   2/3  train 0.5000  val -  lr 0.001  0.25s\n")
+    Logger("auto", 3).end(record)  # not a terminal (captured): lines
+    assert capsys.readouterr().err.startswith("epoch   2/3")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert Logger("auto", 3).mode == "bar"
+    Logger("none", 3).end(record)
+    assert capsys.readouterr().err == ""
+
+
 def _overfitting_problem():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 10)).astype(np.float32)
@@ -149,6 +171,27 @@ def test_keep_best_errors_name_what_is_recorded():
         fit(tabular_mlp(10, 2), train, epochs=1, log="none", keep_best=("val_loss", "down"))
     with pytest.raises(ValueError, match="patience: early stopping needs keep_best"):
         fit(tabular_mlp(10, 2), train, epochs=1, log="none", patience=2)
+    with pytest.raises(ValueError, match="^patience: expected an integer >= 1, got 0$"):
+        fit(tabular_mlp(10, 2), train, val_data=val, epochs=1, log="none", patience=0)
+
+
+class _NotAState:
+    """An object a full unpickler would rebuild; a checkpoint never holds one."""
+
+
+def test_resume_refuses_other_settings_and_what_is_not_a_checkpoint(tmp_path):
+    X, y = _toy()
+    options = dict(epochs=1, checkpoint_dir=tmp_path, log="none", seed=0, resume=True)
+    fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, **options)
+    with pytest.raises(ValueError, match="^resume: the checkpoint was written with other "
+                                         "batch_size; resume with the same data and "
+                                         "settings, or start a new run$"):
+        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=40, **options)
+    torch.save(_NotAState(), tmp_path / "checkpoint.pt")  # needs weights_only=False to load
+    with pytest.raises(ValueError, match=r"^checkpoint_dir: .*checkpoint\.pt is not a "
+                                         "checkpoint written by bagoftricks, or it is "
+                                         "corrupted$"):
+        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, **options)
 
 
 def test_fit_leaves_the_callers_threads_rng_and_flags_as_found():
