@@ -7,7 +7,11 @@ Errors speak in one voice, ``"name: expected …, got …"``; a wrong type raise
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection
+from pathlib import Path
+
+PACKAGE = str(Path(__file__).parent)
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:
@@ -35,3 +39,12 @@ def check_choice(name: str, value, choices: Collection):
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, "
                          f"got {value!r}")
     return value
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by this function's caller point at
+    the first line outside this package: the user's call, however deep inside it is."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level

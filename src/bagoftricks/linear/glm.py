@@ -480,7 +480,7 @@ class GLM:
         n = as_float_array(trials, "trials", ndim=1, dtype=X.dtype)
         if n.shape[0] != X.shape[0] or not np.isfinite(n).all() or (n <= 0).any():
             raise ValueError(f"trials: expected {X.shape[0]} finite positive counts")
-        k = as_float_array(as_target(y, X.shape[0], stacklevel=4), "y", ndim=1, dtype=X.dtype)
+        k = as_float_array(as_target(y, X.shape[0]), "y", ndim=1, dtype=X.dtype)
         if (k < 0).any() or (k > n).any():
             i = int(np.argmax((k < 0) | (k > n)))
             raise ValueError(f"y: with trials, y counts successes in [0, trials]; row {i} "
@@ -491,7 +491,7 @@ class GLM:
     def _target(self, y, X: np.ndarray) -> np.ndarray:
         """``y`` as floats: binomial labels encoded 0/1 (``classes_`` set), proportions
         kept; the other families' numbers, checked against the family's support."""
-        y = as_target(y, X.shape[0], stacklevel=4)
+        y = as_target(y, X.shape[0])
         if self.family == "binomial":
             self._classes = np.unique(y)
             numeric = y.dtype.kind in "biuf"

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from .._validation import user_stacklevel
+
 try:  # scikit-learn's own classes when it is installed, so its checks recognise them
     from sklearn.exceptions import DataConversionWarning, NotFittedError
 except ImportError:  # pragma: no cover - scikit-learn is optional
@@ -71,10 +73,9 @@ def as_float_array(value, name: str, ndim=(1, 2), dtype=None,
     return arr
 
 
-def as_target(y, n: int, stacklevel: int = 3) -> np.ndarray:
+def as_target(y, n: int) -> np.ndarray:
     """``y`` as a 1-D array of ``n`` entries of any dtype; a column vector ``(n, 1)`` is
-    flattened with a warning (scikit-learn's convention) pointing ``stacklevel`` frames up
-    (the user's call of a public method that calls ``as_target`` directly: 3)."""
+    flattened with a warning (scikit-learn's convention) at the user's line."""
     if y is None:
         raise ValueError("y: requires y to be passed, but the target y is None")
     if is_tensor(y):
@@ -84,7 +85,8 @@ def as_target(y, n: int, stacklevel: int = 3) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn("A column-vector y was passed when a 1d array was expected; y is "
-                      "flattened to (n_samples,)", DataConversionWarning, stacklevel=stacklevel)
+                      "flattened to (n_samples,)", DataConversionWarning,
+                      stacklevel=user_stacklevel())
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"y: expected 1-D, got shape {arr.shape}")
