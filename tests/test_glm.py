@@ -630,6 +630,14 @@ def test_input_errors_name_the_argument_and_the_shape():
         wls(X, np.r_[np.nan, np.ones(19)])
 
 
+
+def test_a_gpu_fit_without_cuda_is_one_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="^device: 'cuda' requested but torch sees no CUDA "
+                                         "device$"):
+        GLM("binomial", device="cuda").fit(X, y)
+
 class _DuckSparse:
     """Not SciPy's, but sparse: anything with ``tocsr`` is refused as sparse."""
 
