@@ -181,17 +181,17 @@ class _NotAState:
 
 def test_resume_refuses_other_settings_and_what_is_not_a_checkpoint(tmp_path):
     X, y = _toy()
-    options = dict(epochs=1, checkpoint_dir=tmp_path, log="none", seed=0, resume=True)
-    fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, **options)
+    options = dict(epochs=1, checkpoint_dir=tmp_path, log="none", resume=True)
+    fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, seed=0, **options)
     with pytest.raises(ValueError, match="^resume: the checkpoint was written with other "
-                                         "batch_size; resume with the same data and "
+                                         "batch_size, seed; resume with the same data and "
                                          "settings, or start a new run$"):
-        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=40, **options)
+        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=40, seed=1, **options)
     torch.save(_NotAState(), tmp_path / "checkpoint.pt")  # needs weights_only=False to load
     with pytest.raises(ValueError, match=r"^checkpoint_dir: .*checkpoint\.pt is not a "
                                          "checkpoint written by bagoftricks, or it is "
                                          "corrupted$"):
-        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, **options)
+        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), batch_size=50, seed=0, **options)
 
 
 def test_fit_leaves_the_callers_threads_rng_and_flags_as_found():
