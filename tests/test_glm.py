@@ -638,6 +638,15 @@ def test_a_gpu_fit_without_cuda_is_one_error(monkeypatch):
                                          "device$"):
         GLM("binomial", device="cuda").fit(X, y)
 
+
+def test_the_summary_truncates_long_names_to_keep_its_columns():
+    X, y = np.random.default_rng(0).normal(size=(50, 2)), np.random.default_rng(1).normal(size=50)
+    long = "income_in_thousands_of_euros_per_year"
+    rows = GLM().fit(X, y, feature_names=[long, "age"]).summary().splitlines()
+    mine = next(r for r in rows if r.startswith(long[:24]))
+    assert long[:25] not in mine
+    assert len(mine) == len(next(r for r in rows if r.startswith("age")))
+
 class _DuckSparse:
     """Not SciPy's, but sparse: anything with ``tocsr`` is refused as sparse."""
 
