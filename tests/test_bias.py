@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import log_loss
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from bagoftricks import bias_for, init_bias_, initial_loss
@@ -56,8 +57,9 @@ def test_softmax_is_centred_log_prior(data):
 def test_initial_loss_softmax_equals_sklearn_log_loss_of_the_prior(data):
     k, y = data
     p = np.bincount(y, minlength=k) / len(y)
-    ref = log_loss(y, np.tile(p, (len(y), 1)), labels=np.arange(k))
-    assert initial_loss(y, "softmax", num_classes=k) == pytest.approx(ref, abs=1e-9)
+    q = (p + 1e-8) / (1 + k * 1e-8)  # the probabilities at bias_for's bias
+    ref = log_loss(y, np.tile(q, (len(y), 1)), labels=np.arange(k))
+    assert initial_loss(y, "softmax", num_classes=k) == pytest.approx(ref, abs=1e-12)
 
 
 def _zero_weight_model_loss(y, kind, w=None, **kw):
@@ -225,3 +227,25 @@ def test_sigmoid_prior_rates_of_zero_and_one_give_finite_clipped_biases():
     assert torch.isfinite(bias).all() and bias[0] > 15 and bias[1] < -15
     with pytest.raises(ValueError, match="^prior: "):
         bias_for(None, "sigmoid", prior=[1.5])
+
+
+def test_prior_errors_name_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^prior: a linear head has no label prior \(give y\)$"):
+        bias_for(None, "linear", prior=[0.5, 0.5])
+    with pytest.raises(ValueError, match="^prior: softmax needs K >= 2 class probabilities "
+                                         "summing to 1, got 1 summing to 1$"):
+        bias_for(None, "softmax", prior=[1.0])
+
+
+@pytest.mark.parametrize("kind, y", [("sigmoid", [[0, 1], [0, 1], [0, 0], [0, 1]]),
+                                     ("softmax", [0, 0, 2, 2, 2])])  # a rate 0, a class absent
+def test_initial_loss_is_the_loss_at_the_bias_bias_for_sets(kind, y):
+    y = torch.as_tensor(y)
+    bias = bias_for(y, kind, eps=0.1, num_classes=3 if kind == "softmax" else None,
+                    dtype=torch.float64)
+    logits = bias.expand(len(y), -1)
+    actual = (F.binary_cross_entropy_with_logits(logits, y.double()) if kind == "sigmoid"
+              else F.cross_entropy(logits, y))
+    assert initial_loss(y.numpy(), kind, eps=0.1,
+                        num_classes=3 if kind == "softmax" else None) == pytest.approx(
+        actual.item(), rel=1e-12)

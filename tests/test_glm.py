@@ -799,3 +799,29 @@ def test_the_package_names_load_on_first_use():
     assert bagoftricks.fit.__module__ == "bagoftricks.loop.fit"
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         bagoftricks.nope  # noqa: B018
+
+
+def test_more_input_errors_name_the_argument():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match=r"^y: expected 1-D or 2-D, got shape \(20, 1, 1\)$"):
+        wls(X, np.ones((20, 1, 1)))
+    with pytest.raises(ValueError, match="^y: the tweedie family needs y > 0"):
+        GLM("tweedie", var_power=2.0).fit(X, np.r_[0.0, np.ones(19)])
+
+
+def test_a_streamed_fit_reports_separation():
+    X = np.r_[np.linspace(-3, -1, 10), np.linspace(1, 3, 10)][:, None]
+    y = (X[:, 0] > 0).astype(float)
+    with pytest.warns(PerfectSeparationWarning):
+        GLM("binomial").fit_blocks(lambda: iter([(X[:10], y[:10], None, None),
+                                                 (X[10:], y[10:], None, None)]))
+
+
+def test_a_rank_deficient_warning_points_at_the_callers_line():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    X = np.c_[X, X[:, 0]]  # a repeated column
+    with pytest.warns(RuntimeWarning, match="ill-conditioned normal equations") as record:
+        wls(X, X[:, 1])
+    where = {w.filename for w in record if "ill-conditioned" in str(w.message)}
+    assert where == {__file__} or "MUTANT_UNDER_TEST" in os.environ and not any(
+        f.startswith(str(Path(validate.__file__).parents[1])) for f in where)

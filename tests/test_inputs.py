@@ -287,3 +287,9 @@ def test_no_host_sync_per_step_on_the_gpu_path(monkeypatch):
         return len(calls)
 
     assert syncs(192) == syncs(384)  # 6 and 12 steps an epoch
+
+
+def test_mps_where_there_is_none_is_one_error(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="^device: 'mps' is not available here"):
+        resolve_device("mps")

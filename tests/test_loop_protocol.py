@@ -210,3 +210,15 @@ def test_the_plateau_trick_watches_its_monitor(monitor, expected):
         Tricks(plateau_monitor="accuracy")
     with pytest.raises(ValueError, match="^plateau_monitor: "):
         Plateau("accuracy")
+
+
+def test_leslie_rescaling_moves_an_attached_schedulers_starting_lr():
+    from types import SimpleNamespace
+
+    from bagoftricks.loop.adapters import LeslieRescaling
+
+    opt = torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
+    torch.optim.lr_scheduler.StepLR(opt, step_size=1)  # it records initial_lr
+    LeslieRescaling(64).setup(SimpleNamespace(optimizer=opt, batch_size=256))
+    group = opt.param_groups[0]
+    assert group["lr"] == pytest.approx(2e-3) and group["initial_lr"] == group["lr"]

@@ -201,3 +201,15 @@ def test_balanced_predictor_is_uniform_over_the_classes_seen_in_training():
     deployed = res.predictor_for([0.2, 0.8, 0.0])[-1].shift
     assert deployed[2] == 0 and deployed[0] - deployed[1] == pytest.approx(
         np.log(0.2 / 0.8) - np.log(50 / 10), abs=1e-6)
+
+
+def test_prior_helpers_name_their_argument_and_keep_the_logits_dtype():
+    with pytest.raises(ValueError, match="^prior: expected non-negative probabilities summing "
+                                         "to 1"):
+        effective_prior([0.5, 0.6], oversample=True)
+    with pytest.raises(ValueError, match="^to_prior: "):  # a zero under one prior only
+        prior_shift([0.5, 0.5], [1.0, 0.0])
+    with pytest.raises(ValueError, match="^--prior: "):
+        parse_prior("true", ["a", "b"], [0.5, 0.3, 0.2])
+    logits = torch.zeros(2, 3, dtype=torch.float32)
+    assert prior_correction(logits, [0.2, 0.3, 0.5], [1 / 3] * 3).dtype == torch.float32

@@ -207,3 +207,17 @@ def test_merging_a_single_value_with_an_empty_side_keeps_it(one_first):
     empty = (np.array([0.0]), np.array([0.0]), np.array([0.0]))
     n, mean, m2 = chan_merge(one, empty) if one_first else chan_merge(empty, one)
     assert (n[0], mean[0], m2[0]) == (1.0, 4.0, 0.0)
+
+
+def test_half_precision_batches_take_the_torch_path_and_match_float64():
+    x = torch.as_tensor(np.random.default_rng(0).normal(3, 2, (500, 4)), dtype=torch.float16)
+    s = RunningStandardizer().fit(x.split(128))
+    ref = x.double()
+    torch.testing.assert_close(s.mean, ref.mean(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(s.std, ref.std(0, correction=0), rtol=1e-12, atol=0)
+
+
+def test_fit_on_x_y_pairs_reads_x():
+    x, y = torch.randn(300, 3, dtype=torch.float64), torch.full((300, 3), 1e3)
+    s = RunningStandardizer().fit(zip(x.split(100), y.split(100), strict=True))
+    torch.testing.assert_close(s.mean, x.mean(0), rtol=0, atol=1e-12)

@@ -2,7 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bagoftricks.tabular import MAX_CATEGORIES, Schema, encode, iter_batches, load, scan
+from bagoftricks.tabular import (
+    MAX_CATEGORIES,
+    Schema,
+    encode,
+    iter_batches,
+    load,
+    scan,
+    scan_for_training,
+)
 
 
 @pytest.fixture
@@ -117,3 +125,16 @@ def test_empty_files_classes_too_small_to_validate_and_a_regression_target(tmp_p
     only_target = Schema("y", "regression", [], {}, None, {})
     X, y = encode(pa.table({"y": [1.0, 2.0]}).to_batches()[0], only_target)
     assert X.shape == (2, 0) and X.dtype == np.float32 and y.tolist() == [1.0, 2.0]
+
+
+def test_missing_text_is_not_an_unseen_category_and_an_explicit_task_is_kept(tmp_path):
+    import warnings
+
+    frame = pd.DataFrame({"city": ["x", "y", None, "x"] * 5, "y": [0, 1, 2, 3] * 5})
+    frame.to_parquet(tmp_path / "d.parquet")
+    s = scan_for_training(tmp_path / "d.parquet", "y", task="regression")
+    assert s.schema.task == "regression"  # a whole-number target, regressed as asked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a null is missing, not an unseen category
+        X, _ = load(tmp_path / "d.parquet", s.schema)
+    assert X[2].tolist() == [0.0, 0.0]

@@ -106,8 +106,10 @@ def test_the_log_modes(capsys, monkeypatch):
     assert bar.progress is None
     assert capsys.readouterr().err.endswith(
         "epoch   2/3  train 0.5000  val -  lr 0.001  0.25s\n")
-    Logger("auto", 3).end(record)  # not a terminal (captured): lines
-    assert capsys.readouterr().err.startswith("epoch   2/3")
+    lines = Logger("auto", 3)  # not a terminal (captured): lines
+    assert lines.mode == "lines"
+    lines.end({**record, "val_loss": 0.25})
+    assert capsys.readouterr().err.startswith("epoch   2/3  train 0.5000  val 0.2500")
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     assert Logger("auto", 3).mode == "bar"
     Logger("none", 3).end(record)
@@ -236,3 +238,43 @@ def test_resuming_a_finished_run_trains_no_more_and_the_predictor_is_the_bare_mo
     for a, b in zip(done.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)
     assert done.predictor is done.model  # no standardizer, trained under the true prior
+
+
+def test_more_bad_settings_are_named():
+    X, y = _toy()
+    with pytest.raises(ValueError, match="^loss: expected one of"):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, log="none", loss="hinge")
+    with pytest.raises(ValueError, match="^log: expected 'auto', 'bar', 'lines' or 'none', "
+                                         "got 'loud'$"):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, log="loud")
+    with pytest.raises(ValueError, match="^tricks: the plateau scheduler needs val_data or "
+                                         r"the loss accumulation trick \(a loss to watch\)$"):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, log="none",
+            tricks=Tricks.none().plus("plateau").without("accumulate"))
+
+
+def test_the_best_epoch_keeps_the_first_of_equal_values_and_skips_nan():
+    from bagoftricks.loop.best import BestEpoch
+
+    model, best = torch.nn.Linear(1, 1), BestEpoch("val_loss", "min", patience=3)
+    assert not best.update({"epoch": 1, "val_loss": float("nan")}, model)
+    assert best.epoch is None and best.stale == 1
+    best.update({"epoch": 2, "val_loss": 0.5}, model)
+    best.update({"epoch": 3, "val_loss": 0.5}, model)
+    assert best.epoch == 2 and best.stale == 1
+
+
+def test_a_foreign_torch_file_is_refused_as_another_runs_checkpoint(tmp_path):
+    X, y = _toy()
+    torch.save({"model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="^resume: the checkpoint was written with other lr, "):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, log="none", checkpoint_dir=tmp_path,
+            resume=True)
+
+
+def test_bias_init_on_a_regression_head_starts_at_the_target_mean():
+    X, y = _toy(regression=True)
+    res = fit(tabular_mlp(5, 1), (X, y), epochs=1, lr=1e-12, log="none", keep_best=None,
+              tricks=Tricks.none().plus("bias_init"))
+    head = [m for m in res.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert head.bias.item() == pytest.approx(float(np.mean(y)), abs=1e-6)

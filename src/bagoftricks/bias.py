@@ -236,7 +236,8 @@ def bias_for(y, kind: str, sample_weight=None, eps: float = 1e-8, *,
 
 def initial_loss(y, kind: str, sample_weight=None, eps: float = 1e-8, *,
                  num_classes: int | None = None, reduction: str = "mean") -> float:
-    """The best label-only loss: what a model initialized by ``bias_for`` starts at.
+    """The best label-only loss: what a model initialized by ``bias_for`` (with the same
+    ``eps``) starts at, ``H(p)`` up to ``eps``.
 
     Linear: the weighted population variance of y (MSE). Sigmoid: the binary entropy
     ``H(p)`` of each column's positive rate (BCE). Softmax: the entropy of the class
@@ -250,14 +251,14 @@ def initial_loss(y, kind: str, sample_weight=None, eps: float = 1e-8, *,
         raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}")
     stats = label_stats(y, kind, sample_weight, num_classes)
     p = stats.mean
+    # the model's probabilities at that bias: p moved by eps (never 0 or 1)
     if kind == "softmax":
-        return float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
+        return float(-(p * np.log((p + eps) / (1 + len(p) * eps))).sum())
     if kind == "linear":
         per_column = stats.var
     else:
-        q = np.clip(p, 0.0, 1.0)
-        per_column = -(np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)
-                       + np.where(q < 1, (1 - q) * np.log(np.where(q < 1, 1 - q, 1.0)), 0.0))
+        q = (p + eps) / (1 + 2 * eps)
+        per_column = -(p * np.log(q) + (1 - p) * np.log(1 - q))
     return float(per_column.mean() if reduction == "mean" else per_column.sum())
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dsyrk, ssyrk
 
+from .._validation import user_stacklevel
+
 
 class RankDeficientError(ValueError):
     """X has columns that are linear combinations of the others."""
@@ -148,7 +150,7 @@ def solve_normal(A: np.ndarray, b: np.ndarray, *, fallback: str = "raise",
             "(pass rank_deficient='pinv' for a minimum-norm solution)")
     warnings.warn(f"X: ill-conditioned normal equations even with equilibrated columns "
                   f"(dependent columns {label}); using a least-squares (pinv) solve",
-                  RuntimeWarning, stacklevel=3)
+                  RuntimeWarning, stacklevel=user_stacklevel())
     return scipy.linalg.lstsq(scaled, rhs, cond=1e-12, check_finite=False)[0] / unscale
 
 
