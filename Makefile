@@ -41,12 +41,12 @@ mutate: $(VENV)/.dev
 	$(VENV)/bin/mutmut results --all true | $(PY) tools/mutation_scores.py
 
 # A seeded sample of N unchecked mutants per module (default 30), scored with intervals:
-# make mutate-sample N=30 ONLY='bagoftricks.bias bagoftricks.loop'
+# make mutate-sample N=30 SEED=1 ONLY='bagoftricks.bias bagoftricks.loop'
 # (The first mutmut call only generates the mutants and the test map: its filter matches none.)
 mutate-sample: $(VENV)/.dev
 	-$(VENV)/bin/mutmut run 'generate.only' > /dev/null 2>&1
 	names="$$($(VENV)/bin/mutmut results --all true | \
-		$(PY) tools/mutation_sample.py $(or $(N),30) $(ONLY))"; \
+		$(PY) tools/mutation_sample.py $(or $(N),30) $(or $(SEED),0) $(ONLY))"; \
 	test -n "$$names" || { echo "mutate-sample: no unchecked mutants match"; exit 1; }; \
 	$(VENV)/bin/mutmut run --max-children 1 $$names
 	$(VENV)/bin/mutmut results > mutants/survivors.txt
