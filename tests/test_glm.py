@@ -849,3 +849,13 @@ def test_the_compiled_sweep_equals_the_array_one(monkeypatch, family, dtype):
     np.testing.assert_allclose(fits[1].bse_, fits[0].bse_, rtol=1e3 * tol)
     np.testing.assert_allclose(fits[1].deviance_, fits[0].deviance_, rtol=1e3 * tol)
     np.testing.assert_allclose(fits[1].scale_, fits[0].scale_, rtol=1e3 * tol)
+
+
+def test_the_pinv_fallback_drops_directions_below_1e_12_of_the_largest():
+    from bagoftricks.linear.solve import solve_normal
+
+    delta = 1e-14  # eigenvalues 2 and 1e-14: kept by lstsq's own cutoff, not by ours
+    A = np.array([[1.0, 1.0 - delta], [1.0 - delta, 1.0]])
+    with pytest.warns(RuntimeWarning, match="ill-conditioned"):
+        x = solve_normal(A, np.array([1.0, -1.0]), fallback="pinv")
+    np.testing.assert_allclose(x, 0.0, atol=1e-6)  # not 1e14 along the dropped direction
