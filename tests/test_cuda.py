@@ -54,7 +54,8 @@ def test_cuda_loss_accumulator_sums_in_float64_on_the_device():
     assert acc.compute() == pytest.approx(expected, rel=1e-12)
 
 
-def test_cuda_fit_with_every_trick_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize("precision", ["32", "16"])  # float16: the loss scaler resumes too
+def test_cuda_fit_with_every_trick_resumes_bit_identically(tmp_path, precision):
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(600, 6)) * [1, 10, 100, 1, 1, 1]).astype(np.float32)
     y = (X[:, 0] + 0.1 * X[:, 1] > 1.2).astype(np.int64)
@@ -63,7 +64,7 @@ def test_cuda_fit_with_every_trick_resumes_bit_identically(tmp_path):
         return fit(tabular_mlp(6, 2, (16,), seed=0), (X[:480], y[:480]),
                    val_data=(X[480:], y[480:]), epochs=epochs, batch_size=32, lr=1e-2,
                    tricks=Tricks.all(), device="cuda", checkpoint_dir=folder, resume=resume,
-                   log="none", keep_best=None, seed=3)
+                   log="none", keep_best=None, seed=3, precision=precision)
 
     full = run(4, tmp_path / "a")
     run(2, tmp_path / "b")

@@ -8,6 +8,7 @@ from bagoftricks.tabular import (
     encode,
     iter_batches,
     load,
+    read,
     scan,
     scan_for_training,
 )
@@ -138,3 +139,10 @@ def test_missing_text_is_not_an_unseen_category_and_an_explicit_task_is_kept(tmp
         warnings.simplefilter("error")  # a null is missing, not an unseen category
         X, _ = load(tmp_path / "d.parquet", s.schema)
     assert X[2].tolist() == [0.0, 0.0]
+
+
+def test_read_keeps_an_explicit_task(tmp_path):
+    pd.DataFrame({"x": np.arange(8.0), "y": [0, 1, 2, 3] * 2}).to_csv(tmp_path / "d.csv",
+                                                                   index=False)
+    s, X, y = read(tmp_path / "d.csv", "y", task="regression")
+    assert s.schema.task == "regression" and X.shape == (8, 1) and y.dtype == np.float32
