@@ -1,6 +1,8 @@
 """Leslie Smith's LR range test: restores the model, suggests a sane LR, falls back
 clearly, and fit(lr="auto") uses it."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -35,8 +37,13 @@ def test_the_sweep_restores_the_model_and_suggests_a_tenth_of_the_minimum():
 
 def test_fallbacks_warn_and_return_the_fallback_lr():
     X, y = _problem(40)
-    with pytest.warns(RuntimeWarning, match="fewer than one batch"):
+    with pytest.warns(RuntimeWarning, match="fewer than one batch") as record:
         assert lr_find(tabular_mlp(8, 3), (X[:10], y[:10]), batch_size=32).fallback
+    with pytest.warns(RuntimeWarning, match="fewer than one batch") as through_fit:
+        fit(tabular_mlp(8, 3), (X[:10], y[:10]), batch_size=32, epochs=1, lr="auto",
+            log="none")
+    if "MUTANT_UNDER_TEST" not in os.environ:  # (mutmut adds a frame of its own)
+        assert {w.filename for w in [*record, *through_fit]} == {__file__}  # the user's line
     with pytest.warns(RuntimeWarning, match="diverged"):
         found = lr_find(tabular_mlp(8, 3), (X * 1e3, y), start_lr=1e2, end_lr=1e8,
                         optimizer=lambda p, lr: torch.optim.SGD(p, lr=lr), batch_size=8)

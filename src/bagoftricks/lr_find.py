@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._validation import check_float, check_int
+from ._validation import check_float, check_int, user_stacklevel
 from .imbalance import weighted_loss
 
 
@@ -117,5 +117,5 @@ def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
 
 def _fallback(result: RangeTest, why: str) -> RangeTest:
     result.fallback, result.reason = True, f"{why}: using lr {result.suggestion:g}"
-    warnings.warn(f"lr_find: {result.reason}", RuntimeWarning, stacklevel=3)
+    warnings.warn(f"lr_find: {result.reason}", RuntimeWarning, stacklevel=user_stacklevel())
     return result
