@@ -179,7 +179,8 @@ def test_list_and_numpy_and_tensor_agree():
     (lambda: bias_for(iter([]), "linear"), "y: empty"),
     (lambda: bias_for(5, "linear"), "y: expected"),
     (lambda: bias_for(["a", "b"], "softmax"), "y: labels must be numeric"),
-    (lambda: bias_for([1, 2], "linear", sample_weight=[1, -1]), "sample_weight: negative"),
+    (lambda: bias_for([1, 2], "linear", sample_weight=[1, -1]),
+     r"^sample_weight: negative weight -1\.0 at index 1$"),
     (lambda: bias_for([1, 2], "linear", sample_weight=[1]), "sample_weight: has 1"),
     (lambda: bias_for([1, 2], "linear", sample_weight=[0, 0]), "sample_weight: all .*zero"),
     (lambda: bias_for([1, 2], "linear", sample_weight=[1, np.inf]), "sample_weight: .*NaN"),
@@ -249,3 +250,9 @@ def test_initial_loss_is_the_loss_at_the_bias_bias_for_sets(kind, y):
     assert initial_loss(y.numpy(), kind, eps=0.1,
                         num_classes=3 if kind == "softmax" else None) == pytest.approx(
         actual.item(), rel=1e-12)
+
+
+def test_labels_up_to_1000_beyond_twice_the_distinct_ones_are_class_indices():
+    assert bias_for([0, 1, 1005], "softmax").shape == (1006,)  # 1006 = 1000 + 2 * 3 classes
+    with pytest.raises(ValueError, match="label 1006 is far beyond"):
+        bias_for([0, 1, 1006], "softmax")

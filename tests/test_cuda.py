@@ -97,3 +97,7 @@ def test_cuda_fit_returns_the_model_where_it_was_given_and_the_predictor_follows
     assert probabilities.device.type == "cpu" and torch.isfinite(probabilities).all()
     on_gpu = res.predictor.cuda()(torch.as_tensor(X).cuda()).softmax(1)
     torch.testing.assert_close(on_gpu.cpu(), probabilities, rtol=1e-4, atol=1e-5)
+    res = fit(tabular_mlp(5, 2, (8,), seed=0).cuda(), (X, y), epochs=1, device="cuda",
+              tricks=Tricks.all(balance="oversample"), log="none")
+    shifted = res.predictor_for([0.5, 0.5])(torch.as_tensor(X).cuda())  # all on the GPU
+    assert shifted.device.type == "cuda" and torch.isfinite(shifted).all()

@@ -859,3 +859,37 @@ def test_the_pinv_fallback_drops_directions_below_1e_12_of_the_largest():
     with pytest.warns(RuntimeWarning, match="ill-conditioned"):
         x = solve_normal(A, np.array([1.0, -1.0]), fallback="pinv")
     np.testing.assert_allclose(x, 0.0, atol=1e-6)  # not 1e14 along the dropped direction
+
+
+def test_third_sample_input_errors():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    with pytest.raises(ValueError, match="^X: must be numeric, got dtype <U1$"):
+        GLM().fit(np.full((20, 3), "a"), np.ones(20))
+    with pytest.raises(ValueError, match=r"^y: expected 1-D, got shape \(20, 2\)$"):
+        GLM().fit(X, np.ones((20, 2)))
+    with pytest.raises(ValueError, match="^sample_weight: has 3 entries for 20 rows$"):
+        GLM().fit(X, np.ones(20), sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="^y: the inverse_gaussian family needs y > 0"):
+        GLM("inverse_gaussian").fit(X, np.r_[0.0, np.ones(19)])
+
+
+def test_wls_without_intercept_names_columns_from_x0():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    res = wls(X, X @ [1.0, 2.0], fit_intercept=False)
+    assert res.intercept == 0.0 and isinstance(res.intercept, float)
+    from bagoftricks.linear.solve import RankDeficientError
+    with pytest.raises(RankDeficientError, match=r"columns \['x2'\]"):
+        wls(np.c_[X, X[:, 0]], X[:, 1], fit_intercept=False, rank_deficient="raise")
+
+
+def test_gamma_log_likelihood_equals_statsmodels():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 2))
+    mu = np.exp(0.5 + X @ [0.3, -0.2])
+    y = rng.gamma(shape=3.0, scale=mu / 3.0)
+    w = rng.uniform(0.5, 2.0, 300)
+    ours = GLM("gamma", link="log").fit(X, y, sample_weight=w)
+    ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Gamma(sm.families.links.Log()),
+                 var_weights=w).fit()
+    assert ours.llf_ == pytest.approx(ref.llf, rel=1e-8)

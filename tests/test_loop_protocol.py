@@ -222,3 +222,25 @@ def test_leslie_rescaling_moves_an_attached_schedulers_starting_lr():
     LeslieRescaling(64).setup(SimpleNamespace(optimizer=opt, batch_size=256))
     group = opt.param_groups[0]
     assert group["lr"] == pytest.approx(2e-3) and group["initial_lr"] == group["lr"]
+
+
+def test_a_user_trick_sees_the_true_prior_and_has_a_plain_repr():
+    seen = {}
+
+    class Probe(Trick):
+        def setup(self, ctx):
+            seen["true_prior"] = ctx.true_prior.tolist()
+
+    y = np.array([0] * 6 + [1] * 3 + [2])
+    X = np.random.default_rng(0).normal(size=(10, 5)).astype(np.float32)
+    fit(tabular_mlp(5, 3), (X, y), epochs=1, tricks=[Probe()], log="none")
+    assert seen["true_prior"] == pytest.approx([0.6, 0.3, 0.1], abs=1e-15)
+    assert repr(Probe()) == "Probe()"
+    assert LogitAdjustment().tau == 1.0  # Menon et al.'s default
+
+
+def test_the_predictor_under_the_effective_prior_given_as_a_list_is_the_bare_model():
+    y = np.array([0] * 7 + [1] * 2 + [2])
+    X = np.random.default_rng(0).normal(size=(10, 5)).astype(np.float32)
+    res = fit(tabular_mlp(5, 3), (X, y), epochs=1, tricks=Tricks.none(), log="none")
+    assert res.predictor_for([0.7, 0.2, 0.1]) is res.model  # no shift: it is the prior

@@ -213,3 +213,9 @@ def test_prior_helpers_name_their_argument_and_keep_the_logits_dtype():
         parse_prior("true", ["a", "b"], [0.5, 0.3, 0.2])
     logits = torch.zeros(2, 3, dtype=torch.float32)
     assert prior_correction(logits, [0.2, 0.3, 0.5], [1 / 3] * 3).dtype == torch.float32
+
+
+def test_priors_are_float64_and_a_nested_target_prior_is_read_flat():
+    assert check_prior(np.array([0.25, 0.75], dtype=np.float32)).dtype == np.float64
+    np.testing.assert_allclose(prior_shift([0.5, 0.5], [[0.25, 0.75]]),
+                               np.log([0.5, 1.5]), rtol=1e-12)

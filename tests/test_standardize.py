@@ -221,3 +221,9 @@ def test_fit_on_x_y_pairs_reads_x():
     x, y = torch.randn(300, 3, dtype=torch.float64), torch.full((300, 3), 1e3)
     s = RunningStandardizer().fit(zip(x.split(100), y.split(100), strict=True))
     torch.testing.assert_close(s.mean, x.mean(0), rtol=0, atol=1e-12)
+
+
+def test_standardize_without_statistics_is_one_error():
+    with pytest.raises(ValueError, match="^standardizer: give a fitted RunningStandardizer or "
+                                         "num_features$"):
+        Standardize()

@@ -146,3 +146,15 @@ def test_read_keeps_an_explicit_task(tmp_path):
                                                                    index=False)
     s, X, y = read(tmp_path / "d.csv", "y", task="regression")
     assert s.schema.task == "regression" and X.shape == (8, 1) and y.dtype == np.float32
+
+
+def test_extra_columns_are_named_and_a_float_0_1_target_is_a_class(tmp_path):
+    pd.DataFrame({"x": np.arange(6.0), "y": [0.0, 1.0] * 3}).to_csv(tmp_path / "d.csv",
+                                                                  index=False)
+    s = scan(tmp_path / "d.csv", "y")
+    assert s.schema.task == "classification" and s.schema.classes == [0.0, 1.0]
+    import pyarrow as pa
+    batch = pa.table({"x": [1.0], "z": [2.0], "y": [0.0]}).to_batches()[0]
+    with pytest.raises(ValueError, match="^DATA: columns do not match the model's schema; "
+                                         "extra: z$"):
+        encode(batch, s.schema)

@@ -167,8 +167,10 @@ def test_patience_stops_early_and_a_resumed_stopped_run_stays_stopped(tmp_path):
 
 def test_keep_best_errors_name_what_is_recorded():
     train, val = _overfitting_problem()
-    with pytest.raises(ValueError, match=r"'roc_aucc' is not recorded .*val_loss.*accuracy"):
+    with pytest.raises(ValueError, match=r"'roc_aucc' is not recorded .*val_loss.*accuracy") \
+            as error:
         fit(tabular_mlp(10, 2), train, val_data=val, epochs=1, log="none", keep_best="roc_aucc")
+    assert "epoch," not in str(error.value)  # the epoch number is not a metric
     with pytest.raises(ValueError, match="keep_best: expected"):
         fit(tabular_mlp(10, 2), train, epochs=1, log="none", keep_best=("val_loss", "down"))
     with pytest.raises(ValueError, match="patience: early stopping needs keep_best"):
@@ -278,3 +280,8 @@ def test_bias_init_on_a_regression_head_starts_at_the_target_mean():
               tricks=Tricks.none().plus("bias_init"))
     head = [m for m in res.model.modules() if isinstance(m, torch.nn.Linear)][-1]
     assert head.bias.item() == pytest.approx(float(np.mean(y)), abs=1e-6)
+
+
+def test_zero_epochs_is_refused():
+    with pytest.raises(ValueError, match="^epochs: expected an integer >= 1, got 0$"):
+        fit(tabular_mlp(5, 3), _toy(), epochs=0, log="none")
