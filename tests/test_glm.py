@@ -827,30 +827,6 @@ def test_a_rank_deficient_warning_points_at_the_callers_line():
         f.startswith(str(Path(validate.__file__).parents[1])) for f in where)
 
 
-@pytest.mark.parametrize("family", ["binomial", "poisson", "gaussian"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_compiled_sweep_equals_the_array_one(monkeypatch, family, dtype):
-    from bagoftricks.linear import glm as glm_module
-
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(3000, 4)).astype(dtype)
-    eta = X @ np.array([0.5, -1.0, 0.2, 0.0]) + 0.3
-    y = {"binomial": rng.random(3000) < 1 / (1 + np.exp(-eta)),
-         "poisson": rng.poisson(np.exp(0.5 * eta)),
-         "gaussian": eta + rng.normal(size=3000)}[family].astype(float)
-    w, off = rng.uniform(0.5, 2.0, 3000), rng.normal(0, 0.2, 3000)
-    fits = []
-    for rows in (10**12, 0):  # the array sweep, then the compiled one
-        monkeypatch.setattr(glm_module, "FUSED_MIN_ROWS", rows)
-        fits.append(GLM(family, scale="X2").fit(X, y, sample_weight=w, offset=off))
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=tol, atol=tol)
-    np.testing.assert_allclose(fits[1].intercept_, fits[0].intercept_, rtol=tol, atol=tol)
-    np.testing.assert_allclose(fits[1].bse_, fits[0].bse_, rtol=1e3 * tol)
-    np.testing.assert_allclose(fits[1].deviance_, fits[0].deviance_, rtol=1e3 * tol)
-    np.testing.assert_allclose(fits[1].scale_, fits[0].scale_, rtol=1e3 * tol)
-
-
 def test_the_pinv_fallback_drops_directions_below_1e_12_of_the_largest():
     from bagoftricks.linear.solve import solve_normal
 

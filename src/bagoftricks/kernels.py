@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from functools import cache
 
 import numpy as np
@@ -31,27 +29,20 @@ def _shifted_moments_kernel():
     return kernel
 
 
-@contextmanager
-def keeping_torch_threads():
-    """Run numba's parallel kernels on as many threads as torch is set to use (when torch
-    is loaded), and leave torch's setting as it was found (numba's OpenMP start-up
-    resets it otherwise)."""
-    import numba
-
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
-    if threads is not None:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        if threads is not None:
-            torch.set_num_threads(threads)
-
-
 def shifted_moments(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column ``sum(x - shift)`` and ``sum((x - shift)**2)`` of a C-contiguous
-    (rows, p) float array, float64 accumulators, in one parallel pass over ``x``."""
-    with keeping_torch_threads():
-        return _shifted_moments_kernel()(x, shift.astype(x.dtype), CHUNKS)
+    (rows, p) float array, float64 accumulators, in one parallel pass over ``x``.
+
+    Runs on as many threads as torch is set to use, and leaves torch's setting as it
+    found it (numba's OpenMP start-up resets it otherwise)."""
+    import numba
+    import torch
+
+    kernel = _shifted_moments_kernel()
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return kernel(x, shift.astype(x.dtype), CHUNKS)
+    finally:
+        torch.set_num_threads(threads)
 

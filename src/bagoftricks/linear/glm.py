@@ -24,7 +24,6 @@ import scipy.stats
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
-from .fused import KINDS, NO_OFFSET, sweep_block
 from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
@@ -51,7 +50,6 @@ def _to_device(device: str):
 
 
 WARM_START_MIN_ROWS = 100_000
-FUSED_MIN_ROWS = 100_000  # sweeps by the compiled kernel (compiled once, cached on disk)
 BLOCK_ROWS = 4096
 
 
@@ -78,8 +76,6 @@ class _IRLS:
         self.fam, self.lk = fam, make_link(link_name, fam, self.xp)
         self.to, self.penalty, self.fi, self.names = to, penalty, int(fit_intercept), names
         self.rank_deficient = rank_deficient
-        large = self.streamed or X.shape[0] >= FUSED_MIN_ROWS
-        self.fused = KINDS.get((fam.name, self.lk.name)) if self.numpy and large else None
         if self.streamed:
             self.blocks, self.ybar, self.X, self.width = blocks, ybar, None, width
             return
@@ -118,34 +114,11 @@ class _IRLS:
             ok = ok & (mu > 0)
         return bool((ok | ~used).all())
 
-    def _block(self, X, y, w, off, beta, Z):
-        """Fill ``Z`` for one block with array operations (any family, link and back
-        end); returns (deviance, Pearson chi², saturated rows, outside the domain)."""
-        xp, p = self.xp, X.shape[1]
-        if beta is None:
-            mu = self.fam.start_mu(y, w, self.ybar)
-            eta = self.lk.link(mu)
-        else:
-            eta, mu = self._mean(X, beta, off)
-            if not self._in_domain(mu, w):  # a non-canonical link can step outside
-                return 0.0, 0.0, 0, True
-        var = self.fam.variance(mu)
-        dev = float((w * self.fam.unit_deviance(y, mu)).sum())
-        pearson = float((w * (y - mu) ** 2 / var).sum())
-        saturated = (int((((mu < 1e-8) | (mu > 1 - 1e-8)) & (w > 0)).sum())
-                     if self.fam.name == "binomial" else 0)
-        gp = self.lk.deriv(mu)
-        sw = xp.sqrt(w / (var * gp**2))
-        Z[:, 0] = sw
-        xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
-        z = eta + (y - mu) * gp  # the working response, less the offset
-        Z[:, 1 + p] = sw * (z if off is None else z - off)
-        return dev, pearson, saturated, False
-
     def sweep(self, beta):
         """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1);
         ``(None, None, inf, inf, 0)`` when a mean leaves the family's domain (on any
         rank) or the working weights overflow."""
+        xp = self.xp
         gram = buf = None
         dev = pearson = 0.0
         saturated, outside, start = 0, False, 0
@@ -157,19 +130,28 @@ class _IRLS:
                        else X.new_empty((n, p + 2)))
             if outside:
                 continue  # (read on, so every rank makes the same collectives)
+            if beta is None:
+                mu = self.fam.start_mu(y, w, self.ybar)
+                eta = self.lk.link(mu)
+            else:
+                eta, mu = self._mean(X, beta, off)
+                if not self._in_domain(mu, w):  # a non-canonical link can step outside
+                    outside = True
+                    continue
+            var = self.fam.variance(mu)
+            dev += float((w * self.fam.unit_deviance(y, mu)).sum())
+            pearson += float((w * (y - mu) ** 2 / var).sum())
+            if self.fam.name == "binomial":
+                saturated += int((((mu < 1e-8) | (mu > 1 - 1e-8)) & (w > 0)).sum())
+            gp = self.lk.deriv(mu)
+            sw = xp.sqrt(w / (var * gp**2))
             if self.numpy and len(buf) < n:
                 buf = np.empty((n, p + 2), dtype=X.dtype)
             Z = buf[:n]
-            if self.fused is not None and beta is not None:  # one compiled pass
-                sums = sweep_block(self.fused, X, y, w, NO_OFFSET if off is None else off,
-                                   np.ascontiguousarray(beta[self.fi:], dtype=X.dtype),
-                                   beta[0] if self.fi else 0.0, Z)
-            else:
-                sums = self._block(X, y, w, off, beta, Z)
-            if sums[3]:  # a mean outside the family's domain: a non-canonical link stepped
-                outside = True
-                continue
-            dev, pearson, saturated = dev + sums[0], pearson + sums[1], saturated + sums[2]
+            Z[:, 0] = sw
+            xp.multiply(X, sw[:, None], out=Z[:, 1:1 + p])
+            z = eta + (y - mu) * gp  # the working response, less the offset
+            Z[:, 1 + p] = sw * (z if off is None else z - off)
             if not self.streamed and self.numpy:  # kept to refine an ill-conditioned solve
                 self._sw[start:start + n], self._swz[start:start + n] = Z[:, 0], Z[:, 1 + p]
             start += n
