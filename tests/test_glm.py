@@ -854,6 +854,8 @@ def test_wls_without_intercept_names_columns_from_x0():
     X = np.random.default_rng(0).normal(size=(30, 2))
     res = wls(X, X @ [1.0, 2.0], fit_intercept=False)
     assert res.intercept == 0.0 and isinstance(res.intercept, float)
+    on_tensors = wls(torch.as_tensor(X), torch.as_tensor(X @ [1.0, 2.0]), fit_intercept=False)
+    assert on_tensors.intercept.item() == 0.0 and on_tensors.intercept.dtype == torch.float64
     from bagoftricks.linear.solve import RankDeficientError
     with pytest.raises(RankDeficientError, match=r"columns \['x2'\]"):
         wls(np.c_[X, X[:, 0]], X[:, 1], fit_intercept=False, rank_deficient="raise")
