@@ -56,13 +56,14 @@ def plateau_decisions(rank: int, world: int, seqs: list) -> list:
     return sched.cut_epochs
 
 
-def bias_sharded(rank: int, world: int, y: list, kind: str) -> list:
-    """Each rank holds an uneven shard of the labels; bias_for sees them all."""
+def bias_sharded(rank: int, world: int, y: list, kind: str, w: list | None = None) -> list:
+    """Each rank holds an uneven shard of the labels (and weights); bias_for sees them all."""
     from bagoftricks import bias_for
 
     cut = len(y) // 3
-    mine = y[:cut] if rank == 0 else y[cut:]
-    return bias_for(mine, kind, dtype=torch.float64).tolist()
+    part = slice(None, cut) if rank == 0 else slice(cut, None)
+    return bias_for(y[part], kind, sample_weight=None if w is None else w[part],
+                    dtype=torch.float64).tolist()
 
 
 def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False,

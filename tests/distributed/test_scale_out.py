@@ -29,6 +29,16 @@ def test_bias_from_sharded_labels_equals_single_process(kind, y):
         np.testing.assert_allclose(r, single, rtol=1e-12, atol=1e-12)
 
 
+def test_weighted_bias_from_shards_sums_the_weights_in_float64():
+    rng = np.random.default_rng(3)
+    y = (rng.random(301) < 0.1).astype(int).tolist()
+    w = rng.uniform(1e6, 1e7, 301).tolist()  # a total of 1.6e9: float32 would round it
+    results = harness.run("bias_sharded", 2, y=y, kind="sigmoid", w=w)
+    single = bias_for(y, "sigmoid", sample_weight=w, dtype=torch.float64).numpy()
+    for r in results:
+        np.testing.assert_allclose(r, single, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("balance, n, dataset", [
     ("logit_adjust", 240, False), ("oversample", 240, False), ("weights", 237, False),
     ("logit_adjust", 237, False), ("weights", 237, True)])
