@@ -206,7 +206,8 @@ def test_init_bias_checks_the_layer():
     assert layer.bias.requires_grad
     with pytest.raises(ValueError, match=r"layer: bias has shape \(3,\)"):
         init_bias_(nn.Linear(3, 3), [0.0, 1.0], "linear")
-    with pytest.raises(ValueError, match="layer: .*no bias"):
+    with pytest.raises(ValueError, match=r"^layer: Linear has no bias tensor \(was it built "
+                                         r"with bias=False\?\)$"):
         init_bias_(nn.Linear(3, 1, bias=False), [0.0, 1.0], "linear")
     with pytest.raises(ValueError, match="y: label 3 out of range"):
         init_bias_(nn.Linear(3, 3), [0, 3], "softmax")
@@ -256,3 +257,9 @@ def test_labels_up_to_1000_beyond_twice_the_distinct_ones_are_class_indices():
     assert bias_for([0, 1, 1005], "softmax").shape == (1006,)  # 1006 = 1000 + 2 * 3 classes
     with pytest.raises(ValueError, match="label 1006 is far beyond"):
         bias_for([0, 1, 1006], "softmax")
+
+
+def test_negative_class_labels_are_named():
+    with pytest.raises(ValueError, match=r"^y: softmax labels must be non-negative whole "
+                                         r"numbers \(class indices\)$"):
+        bias_for([-1, 0, 1], "softmax")

@@ -871,3 +871,16 @@ def test_gamma_log_likelihood_equals_statsmodels():
     ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Gamma(sm.families.links.Log()),
                  var_weights=w).fit()
     assert ours.llf_ == pytest.approx(ref.llf, rel=1e-8)
+
+
+def test_one_weighted_class_and_a_summary_without_intercept():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.r_[np.ones(10), np.zeros(10)]
+    with pytest.raises(ValueError, match="^y: only one class has positive weight; the "
+                                         "binomial family needs 2 classes$"):
+        GLM("binomial").fit(X, y, sample_weight=np.r_[np.ones(10), np.zeros(10)])
+    model = GLM(fit_intercept=False).fit(X, X @ [1.5, -2.0])
+    rows = [r.split() for r in model.summary().splitlines()]
+    assert not any(r and r[0] == "intercept" for r in rows)
+    x0 = next(r for r in rows if r and r[0] == "x0")
+    assert float(x0[1]) == pytest.approx(1.5, rel=1e-5)

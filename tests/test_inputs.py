@@ -293,3 +293,10 @@ def test_mps_where_there_is_none_is_one_error(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ValueError, match="^device: 'mps' is not available here"):
         resolve_device("mps")
+
+
+def test_a_cuda_index_past_the_device_count_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="^device: 'cuda:1' is not available here"):
+        resolve_device("cuda:1")

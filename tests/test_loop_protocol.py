@@ -244,3 +244,9 @@ def test_the_predictor_under_the_effective_prior_given_as_a_list_is_the_bare_mod
     X = np.random.default_rng(0).normal(size=(10, 5)).astype(np.float32)
     res = fit(tabular_mlp(5, 3), (X, y), epochs=1, tricks=Tricks.none(), log="none")
     assert res.predictor_for([0.7, 0.2, 0.1]) is res.model  # no shift: it is the prior
+
+
+def test_clipping_defaults_to_norm_1():
+    from bagoftricks.loop.adapters import Clipping
+
+    assert Clipping().max_norm == 1.0

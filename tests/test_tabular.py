@@ -158,3 +158,9 @@ def test_extra_columns_are_named_and_a_float_0_1_target_is_a_class(tmp_path):
     with pytest.raises(ValueError, match="^DATA: columns do not match the model's schema; "
                                          "extra: z$"):
         encode(batch, s.schema)
+
+
+def test_a_float_target_with_few_values_is_regressed(tmp_path):
+    pd.DataFrame({"x": np.arange(9.0), "y": [1.5, 2.5, 3.5] * 3}).to_csv(tmp_path / "d.csv",
+                                                                       index=False)
+    assert scan(tmp_path / "d.csv", "y").schema.task == "regression"

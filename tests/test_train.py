@@ -285,3 +285,16 @@ def test_bias_init_on_a_regression_head_starts_at_the_target_mean():
 def test_zero_epochs_is_refused():
     with pytest.raises(ValueError, match="^epochs: expected an integer >= 1, got 0$"):
         fit(tabular_mlp(5, 3), _toy(), epochs=0, log="none")
+
+
+def test_batch_size_zero_a_changed_loss_and_the_default_log(tmp_path, capsys):
+    X, y = _toy()
+    with pytest.raises(ValueError, match="^batch_size: expected an integer >= 1, got 0$"):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, batch_size=0, log="none")
+    fit(tabular_mlp(5, 3), (X, y), epochs=1, checkpoint_dir=tmp_path, log="none")
+    with pytest.raises(ValueError, match="^resume: the checkpoint was written with other "
+                                         "loss;"):
+        fit(tabular_mlp(5, 3), (X, y), epochs=1, checkpoint_dir=tmp_path, log="none",
+            resume=True, loss="mse")
+    fit(tabular_mlp(5, 3), (X, y), epochs=1)  # the default log: lines when not a terminal
+    assert capsys.readouterr().err.startswith("epoch   1/1")
