@@ -163,6 +163,13 @@ def test_two_gloo_processes_reduce_to_the_union_mean():
     assert results[0] == results[1] == pytest.approx(single.compute(), rel=1e-14)
 
 
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_a_non_finite_loss_on_one_rank_is_reported_on_every_rank():
+    results = harness.run("loss_accumulator_nan", 2)
+    assert "(on another rank)" in results[0] and "(first at step 1 of this rank)" in results[1]
+
+
 def test_omit_is_the_policy_name_and_skip_its_alias():
     for name in ("omit", "skip"):
         acc = LossAccumulator(nan_policy=name)
@@ -205,3 +212,15 @@ def test_a_reduced_state_on_one_process_is_the_local_state():
     assert torch.count_nonzero(local["state"][:3]) == 3  # loss, count and skips all kept
     empty = LossAccumulator().state_dict(reduce=True)["state"]
     assert empty.shape == local["state"].shape
+
+
+def test_the_skipped_losses_warning_points_at_the_callers_line():
+    import os
+
+    acc = LossAccumulator(nan_policy="omit")
+    acc.update(torch.tensor(1.0), 1)
+    acc.update(torch.tensor(float("nan")), 1)
+    with pytest.warns(RuntimeWarning, match="skipped 1 non-finite") as record:
+        acc.compute()
+    if "MUTANT_UNDER_TEST" not in os.environ:  # (mutmut adds a frame of its own)
+        assert {w.filename for w in record} == {__file__}

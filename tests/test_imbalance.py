@@ -187,3 +187,9 @@ def test_classes_argument_errors_name_the_labels():
 def test_nan_labels_are_named():
     with pytest.raises(ValueError, match="^y: contains NaN or infinite labels$"):
         class_weights(np.array([0.0, np.nan, 1.0]))
+
+
+def test_a_regression_loss_keeps_the_predictions_dtype():
+    pred = torch.zeros(4, 1, dtype=torch.float32, requires_grad=True)
+    loss = weighted_loss(pred, torch.ones(4, 1, dtype=torch.float64), "mse")
+    assert loss.dtype == torch.float32 and loss.item() == 1.0

@@ -12,6 +12,7 @@ import warnings
 import torch
 
 from . import distributed
+from ._validation import user_stacklevel
 
 _POLICIES = ("raise", "omit", "skip")  # "skip": the former name of "omit", still accepted
 
@@ -165,7 +166,7 @@ class LossAccumulator:
                              f"({self.steps} updates, {int(n_bad)} skipped)")
         if n_bad > 0:
             warnings.warn(f"LossAccumulator: skipped {int(n_bad)} non-finite batch loss(es) "
-                          f"of {self.steps} steps", RuntimeWarning, stacklevel=2)
+                          f"of {self.steps} steps", RuntimeWarning, stacklevel=user_stacklevel())
         return total / count
 
     def state_dict(self, reduce: bool = False) -> dict:

@@ -21,6 +21,20 @@ def loss_accumulator(rank: int, world: int, losses: list, sizes: list) -> float:
     return acc.compute()
 
 
+def loss_accumulator_nan(rank: int, world: int) -> str:
+    """A non-finite loss on rank 1 only: what each rank's compute says."""
+    from bagoftricks import LossAccumulator
+
+    acc = LossAccumulator()
+    acc.update(torch.tensor(1.0), 1)
+    acc.update(torch.tensor(float("nan") if rank == 1 else 2.0), 1)
+    try:
+        acc.compute()
+    except FloatingPointError as err:
+        return str(err)
+    return "no error"
+
+
 def sampler_shard(rank: int, world: int, labels: list, epoch: int) -> list:
     """Sharding is explicit: by default the sampler does not shard, even in a group."""
     from bagoftricks import OversamplingSampler, distributed
