@@ -1,7 +1,8 @@
 """Small argument checks shared by the library and the command line.
 
 Errors speak in one voice, ``"name: expected …, got …"``; a wrong type raises
-``TypeError`` and a wrong value ``ValueError``.
+``TypeError`` and a wrong value ``ValueError``. Warnings about the user's input point
+at the user's line (``user_stacklevel``).
 """
 
 from __future__ import annotations
