@@ -87,11 +87,13 @@ class _IRLS:
             self._sw, self._swz = np.empty(X.shape[0]), np.empty(X.shape[0])
 
     def _in_memory_blocks(self):
-        n = self.X.shape[0]
-        for start in range(0, n, self.block):
-            rows = slice(start, min(start + self.block, n))
-            yield (self.X[rows], self.y[rows], self.w[rows],
-                   None if self.offset is None else self.offset[rows])
+        yield from _pieces(self.X, self.y, self.w, self.offset, self.block)
+
+    def _streamed_blocks(self):
+        """The caller's blocks cut to ``BLOCK_ROWS`` (views): a piece and its ``Z`` stay
+        in cache, as in memory, whatever size the reader's batches are."""
+        for X, y, w, off in self.blocks():
+            yield from _pieces(X, y, w, off, BLOCK_ROWS)
 
     def _mean(self, X, beta, offset=None):
         eta = X @ self.to(beta[self.fi:]) + (float(beta[0]) if self.fi else 0.0)
@@ -122,7 +124,8 @@ class _IRLS:
         gram = buf = None
         dev = pearson = 0.0
         saturated, outside, start = 0, False, 0
-        for X, y, w, off in (self.blocks() if self.streamed else self._in_memory_blocks()):
+        for X, y, w, off in (self._streamed_blocks() if self.streamed
+                             else self._in_memory_blocks()):
             n, p = X.shape
             if gram is None:
                 gram = Gram(p + 2, X)
@@ -230,6 +233,14 @@ class _IRLS:
         return {"beta": beta, "A": A, "iterations": it, "converged": converged,
                 "change": change, "penalized_deviance": pen_dev, "deviance": dev,
                 "pearson": pearson, "saturated": saturated}
+
+
+def _pieces(X, y, w, offset, rows: int):
+    """``(X, y, w, offset)`` in consecutive pieces of at most ``rows`` rows (views)."""
+    n = X.shape[0]
+    for start in range(0, n, rows):
+        part = slice(start, min(start + rows, n))
+        yield X[part], y[part], w[part], None if offset is None else offset[part]
 
 
 def _rough_start(problem: _IRLS, max_iter: int):
