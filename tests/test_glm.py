@@ -884,3 +884,22 @@ def test_one_weighted_class_and_a_summary_without_intercept():
     assert not any(r and r[0] == "intercept" for r in rows)
     x0 = next(r for r in rows if r and r[0] == "x0")
     assert float(x0[1]) == pytest.approx(1.5, rel=1e-5)
+
+
+@pytest.mark.parametrize("family, alpha", [("binomial", 0.0), ("poisson", 0.5)])
+def test_the_warm_start_and_its_gram_free_passes_leave_the_fit_unchanged(monkeypatch, family,
+                                                                         alpha):
+    from bagoftricks.linear import glm as glm_module
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120_000, 4))
+    eta = X @ np.array([0.4, -0.8, 0.2, 0.0]) - 1.0
+    y = (rng.random(len(eta)) < 1 / (1 + np.exp(-eta)) if family == "binomial"
+         else rng.poisson(np.exp(0.5 * eta))).astype(float)
+    off = rng.normal(0, 0.1, len(y))
+    warm = GLM(family, alpha=alpha).fit(X, y, offset=off)
+    assert warm.n_iter_ <= 3  # the sample's start, closed in without Gram matrices
+    monkeypatch.setattr(glm_module, "WARM_START_MIN_ROWS", 10**12)
+    cold = GLM(family, alpha=alpha).fit(X, y, offset=off)
+    np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(warm.bse_, cold.bse_, rtol=1e-8)
