@@ -133,21 +133,23 @@ class _IRLS:
                 u[0] += r.sum()
         return u - self.penalty * beta, dev
 
-    def chord(self, beta, A, passes: int = 4):
+    def chord(self, beta, A, passes: int = 5):
         """Fisher steps from ``beta`` with a fixed normal matrix ``A`` (a sample's, scaled
-        to these rows), one ``score`` pass each, several times cheaper than a sweep;
-        taken while the deviance falls and each step is at most a quarter of the last."""
-        last, dev = math.inf, math.inf
+        to these rows), one ``score`` pass each, several times cheaper than a sweep, while
+        each step is at most a quarter of the last. Returns the last point a pass found
+        inside the domain with a lower deviance than the one before it."""
+        checked, last, dev = beta, math.inf, math.inf
         for _ in range(passes):
             u, new_dev = self.score(beta)
-            if u is None or new_dev > dev:
-                break
+            if u is None or new_dev > dev:  # the last step left the domain or went uphill
+                return checked
+            checked, dev = beta, new_dev
             step = scipy.linalg.solve(A, u, assume_a="pos")
             size = math.sqrt(max(float(step @ u), 0.0))
             if size > last / 4:
                 break
-            beta, last, dev = beta + step, size, new_dev
-        return beta
+            beta, last = beta + step, size
+        return checked
 
     def sweep(self, beta):
         """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1);
