@@ -3,7 +3,7 @@ Parquet file by record batches against ``GLM.fit`` on the same rows read whole, 
 its own process (peak RSS from ``/proc``), on the 2e7-row table of ``big_table.py``
 (20 float32 features, a 0/1 target; 3.2 GB as float64).
 
-    python benchmarks/glm_stream.py [--data /tmp/bagoftricks-big/table.parquet]
+    python benchmarks/glm_stream.py [--data /tmp/bagoftricks-big/table.parquet] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -76,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="/tmp/bagoftricks-big/table.parquet")
     parser.add_argument("--mode", choices=["stream", "memory"])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(run(args.mode, args.data)))
@@ -83,22 +85,30 @@ def main() -> None:
     if not Path(args.data).exists():
         subprocess.run([sys.executable, str(HERE / "big_table.py"), "--generate-only"],
                        check=True)
-    results = {}
-    for mode in ("memory", "stream"):
-        out = subprocess.run([sys.executable, __file__, "--data", args.data, "--mode", mode],
-                             capture_output=True, text=True, check=True)
-        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    mem, st = results["memory"], results["stream"]
-    per_mem = mem["sweep_seconds"] / mem["sweeps"]
-    per_stream = st["sweep_seconds"] / st["sweeps"]
-    print(f"{'run':32s} {'s':>7s} {'sweeps':>6s} {'s/sweep':>7s} {'peak RSS GiB':>13s}")
-    print(f"{'fit (read whole, then IRLS)':32s} {mem['seconds']:7.1f} {mem['sweeps']:6d} "
-          f"{per_mem:7.2f} {mem['peak_gib']:13.2f}   (reading: {mem['read']:.1f} s)")
-    print(f"{'fit_blocks (streamed)':32s} {st['seconds']:7.1f} {st['sweeps']:6d} "
-          f"{per_stream:7.2f} {st['peak_gib']:13.2f}")
+    results = {"memory": [], "stream": []}
+    for _ in range(args.repeats):  # alternated: this machine's speed drifts over minutes
+        for mode in results:
+            out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--data",
+                                  args.data, "--mode", mode],
+                                 capture_output=True, text=True, check=True)
+            results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    per = {mode: statistics.median(r["sweep_seconds"] / r["sweeps"] for r in runs)
+           for mode, runs in results.items()}
+    mem, st = results["memory"][0], results["stream"][0]
+    print(f"{'run':32s} {'s':>7s} {'sweeps':>6s} {'s/sweep':>7s} {'peak RSS GiB':>13s}   "
+          f"(medians of {args.repeats} alternated runs, each in its own process)")
+    print(f"{'fit (read whole, then IRLS)':32s} "
+          f"{statistics.median(r['seconds'] for r in results['memory']):7.1f} "
+          f"{mem['sweeps']:6d} {per['memory']:7.2f} "
+          f"{max(r['peak_gib'] for r in results['memory']):13.2f}   (reading: "
+          f"{statistics.median(r['read'] for r in results['memory']):.1f} s)")
+    print(f"{'fit_blocks (streamed)':32s} "
+          f"{statistics.median(r['seconds'] for r in results['stream']):7.1f} "
+          f"{st['sweeps']:6d} {per['stream']:7.2f} "
+          f"{max(r['peak_gib'] for r in results['stream']):13.2f}")
     diff = np.max(np.abs(np.array(mem["params"]) - np.array(st["params"])))
     print(f"streamed sweep / in-memory sweep (each one pass forming the Gram matrix): "
-          f"{per_stream / per_mem:.2f}x; largest coefficient "
+          f"{per['stream'] / per['memory']:.2f}x; largest coefficient "
           f"difference {diff:.2e}")
 
 

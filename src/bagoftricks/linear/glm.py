@@ -21,9 +21,11 @@ import scipy.linalg
 import scipy.special
 import scipy.stats
 
+from .._validation import check_int, user_stacklevel
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
+from .prefetch import blas_threads, prefetched
 from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
@@ -679,7 +681,7 @@ class GLM:
             warnings.warn(f"GLM: no convergence in {self.max_iter} iterations; the last "
                           f"deviance change was {change:.3g} (relative "
                           f"{change / (abs(pen) + 1):.3g}, tol {tol:g})",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=user_stacklevel())
         self.intercept_ = float(beta[0]) if fi else 0.0
         self.coef_ = np.asarray(beta[fi:])
         self.deviance_ = fit["deviance"]
@@ -701,31 +703,43 @@ class GLM:
             return self.deviance_ / self.nobs_
         return self.scale_
 
-    def fit_blocks(self, blocks: Callable[[], Iterable], *, feature_names=None) -> GLM:
+    def fit_blocks(self, blocks: Callable[[], Iterable], *, feature_names=None,
+                   prefetch: int = 2) -> GLM:
         """Fit from row blocks, one streamed pass over the data per IRLS iteration.
 
         ``blocks()`` returns an iterator of ``(X, y[, weight[, offset[, freq_weight]]])``
         blocks (NumPy arrays or tensors; the optional ones may be None; ``weight`` are
         variance weights, as ``fit``'s ``sample_weight``); it is called once per pass, so
-        the data need never be
-        in memory at once. Under ``torch.distributed`` each rank passes only its own
-        rows: every pass's Gram matrix and sums are all-reduced ((p + 2)² numbers), so
-        all ranks hold the fit of all the rows. Binomial takes 0/1 or proportions.
-        Not streamed (use ``fit``): ``class_weight`` and robust ``cov_type``; the
+        the data need never be in memory at once. Under ``torch.distributed`` each rank
+        passes only its own rows: every pass's Gram matrix and sums are all-reduced
+        ((p + 2)² numbers), so all ranks hold the fit of all the rows. Binomial takes 0/1
+        or proportions. Not streamed (use ``fit``): ``class_weight`` and robust ``cov_type``; the
         ill-conditioning refinement needs the data in memory, so here only the
-        equilibrated normal equations protect an ill-conditioned fit."""
+        equilibrated normal equations protect an ill-conditioned fit.
+
+        ``prefetch``: how many blocks a background thread reads (and checks) ahead while
+        the current one is computed, with BLAS held to one thread meanwhile; each block
+        must then be new arrays, not one buffer refilled. 0 reads in step."""
         self._check_params()
+        check_int("prefetch", prefetch, 0)
         if self.class_weight is not None or self.cov_type != "nonrobust":
             raise ValueError("fit_blocks: class_weight and robust cov_type need fit() "
                              "(the rows in memory)")
+        with blas_threads(1 if prefetch else None):
+            return self._fit_blocks(blocks, feature_names, prefetch)
+
+    def _fit_blocks(self, blocks, feature_names, prefetch: int) -> GLM:
+        """``fit_blocks`` with its arguments checked."""
         fam = self._family(np)
 
-        def checked():
+        def checked(first: bool = False):
+            """The blocks, checked; X's values for NaN and infinities only on the
+            ``first`` pass (every pass reads the same rows)."""
             for block in blocks():
                 if not isinstance(block, (tuple, list)) or not 2 <= len(block) <= 5:
                     raise ValueError("blocks: each block must be (X, y[, weight[, offset"
                                      "[, freq_weight]]])")
-                X = as_float_array(block[0], "X", ndim=2)
+                X = as_float_array(block[0], "X", ndim=2, check_finite=first)
                 y = as_float_array(block[1], "y", ndim=1, dtype=X.dtype)
                 if y.shape[0] != X.shape[0]:
                     raise ValueError(f"y: has {y.shape[0]} rows, X has {X.shape[0]}")
@@ -737,14 +751,17 @@ class GLM:
                 off = None if more[1] is None else _offset(more[1], None, len(y), X.dtype)
                 yield X, y, w, off, freq
 
+        def read(first: bool = False):
+            return prefetched(checked(first), prefetch) if prefetch else checked(first)
+
         def weighted():  # what IRLS sees: variance times frequency weights
-            for X, y, w, off, freq in checked():
+            for X, y, w, off, freq in read():
                 yield X, y, w if freq is None else w * freq, off
 
         rows = width = 0
         sums = np.zeros(4)  # Σ w f, Σ w f y, blocks with an offset, rows counting repeats
         sample = []  # this rank's first rows, for the warm start
-        for X, y, w, off, freq in checked():
+        for X, y, w, off, freq in read(first=True):
             if width and X.shape[1] != width:
                 raise ValueError(f"X: a block has {X.shape[1]} columns, the first had {width}")
             f = np.ones(len(y)) if freq is None else freq
@@ -785,7 +802,7 @@ class GLM:
         link = make_link(self.link, fam, np)
         totals = np.zeros(2)  # the log-likelihood at the fit, the null deviance
         ml_scale = self._llf_scale()
-        for X, y, w, off, freq in checked():
+        for X, y, w, off, freq in read():
             f = 1.0 if freq is None else freq
             mu = link.inverse(X @ self.coef_ + self.intercept_ + (0.0 if off is None else off))
             totals += [(f * log_likelihood(self.family, y, mu, w, ml_scale,
@@ -868,7 +885,7 @@ class GLM:
                "identified (use alpha > 0 to penalize)")
         if self.separation == "raise":
             raise ValueError(msg)
-        warnings.warn(msg, PerfectSeparationWarning, stacklevel=3)
+        warnings.warn(msg, PerfectSeparationWarning, stacklevel=user_stacklevel())
 
     # -- using the fit -------------------------------------------------------------------
     def _check_fitted(self, X) -> np.ndarray:
