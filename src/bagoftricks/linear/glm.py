@@ -2,7 +2,7 @@
 
 Each iteration solves the weighted least-squares problem of DESIGN.md chapter 3 with
 working weights ``W_i = w_i / (V(mu_i) g'(mu_i)^2)`` and working response
-``z = eta + (y - mu) g'(mu)``: one SYRK for ``XᵀWX`` into a reused ``n x p`` buffer
+``z = eta + (y - mu) g'(mu)``: one matmul for ``XᵀWX`` per block of a reused buffer
 (``sqrt(W) X``), one Cholesky solve. The optional L2 penalty follows scikit-learn's
 ``LogisticRegression(C=1/alpha)``: minimize ``sum_i w_i l_i + alpha/2 ||coef||^2``,
 ``l_i`` the negative log-likelihood (half the unit deviance), intercept not penalized.
@@ -25,7 +25,7 @@ from .._validation import check_int, user_stacklevel
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
-from .prefetch import blas_threads, prefetched
+from .threads import blas_threads, prefetched
 from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
@@ -135,23 +135,26 @@ class _IRLS:
                 u[0] += r.sum()
         return u - self.penalty * beta, dev
 
-    def chord(self, beta, A, passes: int = 5):
+    def chord(self, beta, A, passes: int = 4):
         """Fisher steps from ``beta`` with a fixed normal matrix ``A`` (a sample's, scaled
         to these rows), one ``score`` pass each, several times cheaper than a sweep, while
-        each step is at most a quarter of the last. Returns the last point a pass found
-        inside the domain with a lower deviance than the one before it."""
+        each step is at most a quarter of the last. Returns ``(beta, checked, deviance)``:
+        the point reached, and the last point a pass found inside the domain with a
+        lower deviance than the one before it, with that deviance. When every pass
+        stepped, ``beta`` is one step past ``checked``, unchecked: ``run``'s first sweep
+        checks it (``fallback``), so no pass is spent on the check alone."""
         checked, last, dev = beta, math.inf, math.inf
         for _ in range(passes):
             u, new_dev = self.score(beta)
             if u is None or new_dev > dev:  # the last step left the domain or went uphill
-                return checked
+                return checked, checked, dev
             checked, dev = beta, new_dev
             step = scipy.linalg.solve(A, u, assume_a="pos")
             size = math.sqrt(max(float(step @ u), 0.0))
             if size > last / 4:
-                break
+                return checked, checked, dev
             beta, last = beta + step, size
-        return checked
+        return beta, checked, dev
 
     def sweep(self, beta):
         """(A, b, deviance, Pearson chi², observations fitted within 1e-8 of 0 or 1);
@@ -200,10 +203,9 @@ class _IRLS:
             if gram is None:  # this rank had no rows: it adds zeros
                 gram = Gram(self.width + 2, np.zeros(1))
             k = gram.acc.shape[0]
-            total = _over_ranks(np.r_[gram.acc.ravel(order="F"), dev, pearson, saturated,
+            total = _over_ranks(np.r_[gram.acc.ravel(), dev, pearson, saturated,
                                       outside])
-            gram.acc = np.asfortranarray(total[:k * k].reshape((k, k), order="F"),
-                                         dtype=gram.acc.dtype)
+            gram.acc = total[:k * k].reshape(k, k).astype(gram.acc.dtype)
             dev, pearson, saturated, outside = total[k * k:].tolist()
             saturated, outside = int(saturated), bool(outside)
         if outside:
@@ -213,10 +215,11 @@ class _IRLS:
             return None, None, math.inf, math.inf, 0             # far from the domain
         return A + np.diag(self.penalty), b[:, 0], dev, pearson, saturated
 
-    def run(self, beta, tol, max_iter):
-        """Iterate from ``beta`` (None: the family's starting mean). Returns a dict with
-        beta, A, iterations, converged, the last change, deviances, Pearson chi² and the
-        count of saturated observations.
+    def run(self, beta, tol, max_iter, fallback=None):
+        """Iterate from ``beta`` (None: the family's starting mean), or from
+        ``fallback = (point, deviance)`` when ``beta`` lies outside the domain or has a
+        larger deviance. Returns a dict with beta, A, iterations, converged, the last
+        change, deviances, Pearson chi² and the count of saturated observations.
 
         Each sweep at ``beta_k`` gives the deviance there and the Newton step to
         ``beta_k+1``; once the deviance has settled and that step is negligible, the
@@ -224,6 +227,9 @@ class _IRLS:
         are then those of ``beta_k``, a difference far below ``tol``).
         """
         A, b, dev, pearson, saturated = self.sweep(beta)
+        if fallback is not None and (A is None or dev > fallback[1]):
+            beta = fallback[0]
+            A, b, dev, pearson, saturated = self.sweep(beta)
         if A is None:
             raise ValueError("X: contains NaN or infinite values, or values so large that "
                              "the working weights overflow")
@@ -371,7 +377,7 @@ class GLM:
         ``tol * (|deviance| + 1)`` and the largest coefficient step at most
         ``10 * tol * (1 + max |coef|)`` (tol at least 1e-6 for float32 input).
     max_iter : Newton iterations at most.
-    device : ``"cpu"`` (NumPy/SciPy, SYRK) or a CUDA device (torch).
+    device : ``"cpu"`` (NumPy/SciPy) or a CUDA device (torch).
     separation : binomial separation: ``"warn"`` (PerfectSeparationWarning; the
         coefficients stay finite because IRLS stops once the deviance stops falling by
         more than ``tol``) or ``"raise"`` (ValueError).
@@ -630,7 +636,7 @@ class GLM:
             return _IRLS(fam, self.link, to, Xs, ys, ws, pen, intercept, labels,
                          self.rank_deficient, offs)
 
-        beta0 = start = None
+        beta0 = start = fallback = None
         if X.shape[0] >= WARM_START_MIN_ROWS:  # a few cheap iterations on a subsample
             rows = np.sort(np.random.default_rng(0).choice(
                 X.shape[0], max(X.shape[0] // 20, 50 * X.shape[1]), replace=False))
@@ -639,8 +645,8 @@ class GLM:
         full = problem(X, y, w, off)
         if start is not None and full.numpy:  # close in with passes that form no Gram
             A = (start[1] - np.diag(penalty)) * (w.sum() / w[rows].sum()) + np.diag(penalty)
-            beta0 = full.chord(start[0], A)
-        fit = full.run(beta0, tol, self.max_iter)
+            beta0, *fallback = full.chord(start[0], A)
+        fit = full.run(beta0, tol, self.max_iter, fallback)
         beta = fit["beta"]
         self._set_fit(fit, tol)
         ybar = (w * y).sum() / w.sum()

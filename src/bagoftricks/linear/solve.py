@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.blas import dsyrk, ssyrk
 
 from .._validation import user_stacklevel
 
@@ -15,39 +14,30 @@ from .._validation import user_stacklevel
 class RankDeficientError(ValueError):
     """X has columns that are linear combinations of the others."""
 
-GRAM_BLOCK_ROWS = 1024  # rows per SYRK in normal_equations: a block stays in cache
+GRAM_BLOCK_ROWS = 1024  # rows per product in normal_equations: a block stays in cache
 
 
 class Gram:
     """``ZᵀZ`` accumulated one block of rows at a time, for ``Z = [sw, sqrt(W) X, rhs]``.
 
-    NumPy blocks go through a SYRK (half the flops of a general matmul, lower triangle
-    only); torch blocks (a GPU) through a matmul. Every product the normal equations
-    need comes from that one call per block, so X is read once per pass and no
-    ``n x p`` temporary is made.
+    One matrix product per block (NumPy's or torch's), so X is read once per pass and
+    no ``n x p`` temporary is made. NumPy's matmul rather than SciPy's SYRK (half the
+    flops): the rest of a pass runs in NumPy's BLAS, and two BLAS libraries' thread pools
+    taking turns fought for the cores (a 1e5 x 150 logit fit took 2.1x as long on 2
+    cores; ``benchmarks/glm.py``).
     """
 
     def __init__(self, width: int, like) -> None:
         self.numpy = isinstance(like, np.ndarray)
-        if self.numpy:
-            self.syrk = dsyrk if like.dtype == np.float64 else ssyrk
-            self.acc = np.zeros((width, width), dtype=like.dtype, order="F")
-        else:
-            self.acc = like.new_zeros((width, width))
+        self.acc = (np.zeros((width, width), dtype=like.dtype) if self.numpy
+                    else like.new_zeros((width, width)))
 
     def add(self, Z) -> None:
-        if self.numpy:  # Z is C-ordered (rows, width): Zᵀ is Fortran-ordered for SYRK
-            self.acc = self.syrk(1.0, Z.T, beta=1.0, c=self.acc, trans=0, lower=1,
-                                 overwrite_c=1)
-        else:
-            self.acc += Z.T @ Z
+        self.acc += Z.T @ Z
 
     def normal_equations(self, p: int, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray]:
         """``A`` ((p [+1]) x (p [+1]), intercept first) and ``b`` (one column per rhs)."""
-        acc = self.acc if self.numpy else self.acc.cpu().numpy()
-        full = np.tril(acc).astype(np.float64) if self.numpy else acc.astype(np.float64)
-        if self.numpy:
-            full = full + np.tril(full, -1).T
+        full = (self.acc if self.numpy else self.acc.cpu().numpy()).astype(np.float64)
         first = 0 if fit_intercept else 1
         return full[first:1 + p, first:1 + p], full[1 + p:, first:1 + p].T
 

@@ -28,7 +28,7 @@ class WLSResult(tuple):
 
 def wls(X, y, sample_weight=None, fit_intercept: bool = True,
         rank_deficient: str = "pinv") -> WLSResult:
-    """Weighted least squares by a Cholesky solve of ``XᵀWX`` (built by SYRK).
+    """Weighted least squares by a Cholesky solve of ``XᵀWX`` (built block by block).
 
     ``X`` (n, p) and ``y`` (n,) or (n, k), NumPy arrays or torch tensors (the result
     has the type of ``X``); ``sample_weight`` (n,) non-negative. When ``XᵀWX`` is

@@ -7,7 +7,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from bagoftricks.linear import GLM
-from bagoftricks.linear.prefetch import blas_threads, prefetched
+from bagoftricks.linear.threads import blas_threads, prefetched
 
 
 def _prefetch_threads() -> int:
