@@ -25,8 +25,8 @@ from .._validation import check_int, user_stacklevel
 from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
-from .threads import blas_threads, prefetched
 from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
+from .threads import blas_threads, prefetched
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
 POSITIVE_TARGETS = ("poisson", "gamma", "inverse_gaussian", "negative_binomial", "tweedie")
