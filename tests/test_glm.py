@@ -903,3 +903,63 @@ def test_the_warm_start_and_its_gram_free_passes_leave_the_fit_unchanged(monkeyp
     cold = GLM(family, alpha=alpha).fit(X, y, offset=off)
     np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(warm.bse_, cold.bse_, rtol=1e-8)
+
+
+def test_irls_starts_from_the_fallback_when_the_unchecked_point_is_worse():
+    from bagoftricks.linear import glm as glm_module
+    from bagoftricks.linear.families import family
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 2))
+    y = (rng.random(3000) < np.exp(-1.5 + 0.3 * X[:, 0])).astype(float)
+
+    def problem():  # binomial with a log link: a mean above 1 is outside the domain
+        return glm_module._IRLS(family("binomial", np), "log", np.asarray, X, y,
+                                np.ones(3000), np.zeros(3), True, None, "warn")
+
+    good = np.array([-1.5, 0.3, 0.0])
+    ref = problem().run(good, 1e-10, 50)
+    _, dev = problem().score(good)
+    for bad in (np.array([0.5, 2.0, 0.0]),     # means above 1: outside the domain
+                np.array([-1.5, -0.6, 0.9])):  # inside, but a larger deviance
+        got = problem().run(bad, 1e-10, 50, fallback=(good, dev))
+        np.testing.assert_allclose(got["beta"], ref["beta"], rtol=1e-12)
+        assert got["iterations"] == ref["iterations"]
+    better = problem().run(ref["beta"], 1e-10, 50, fallback=(good, dev))
+    direct = problem().run(ref["beta"], 1e-10, 50)  # the unchecked point kept
+    np.testing.assert_array_equal(better["beta"], direct["beta"])
+    assert better["iterations"] == direct["iterations"] < ref["iterations"]
+    with pytest.raises(ValueError, match="X: contains NaN"):
+        problem().run(np.array([0.5, 2.0, 0.0]), 1e-10, 50)  # and no fallback
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, 0.25, 0.5]), min_size=1, max_size=40),
+       st.floats(1e-12, 1 - 1e-12))
+def test_binomial_deviance_fast_path_equals_the_general_formula(labels, p):
+    from scipy.stats import binom
+
+    from bagoftricks.linear.families import _xlog_ratio, family, log_likelihood
+
+    y = np.array(labels)
+    mu = np.full_like(y, p)
+    general = 2 * (_xlog_ratio(np, y, mu) + _xlog_ratio(np, 1 - y, 1 - mu))
+    np.testing.assert_allclose(family("binomial", np).unit_deviance(y, mu), general,
+                               rtol=1e-12, atol=1e-15)  # (both round 1 - mu)
+    if set(labels) <= {0.0, 1.0}:  # the Bernoulli log-likelihood, as scipy has it
+        np.testing.assert_allclose(log_likelihood("binomial", y, mu, np.ones_like(y), 1.0),
+                                   binom.logpmf(y, 1, mu), rtol=1e-12, atol=1e-15)
+
+
+def test_gram_blocks_equal_one_product_in_float64():
+    from bagoftricks.linear.solve import normal_equations
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(2500, 6))
+    sw = rng.uniform(0.1, 2, 2500)
+    rhs = rng.normal(size=2500)
+    A, b = normal_equations(X, sw, rhs, True, block=333)
+    D = np.c_[np.ones(2500), X] * sw[:, None]
+    np.testing.assert_allclose(A, D.T @ D, rtol=1e-12)
+    np.testing.assert_allclose(b, D.T @ rhs, rtol=1e-12)
+    np.testing.assert_array_equal(A, A.T)
