@@ -99,3 +99,31 @@ def test_fit_blocks_warnings_point_at_the_callers_line():
         GLM("binomial", max_iter=5).fit_blocks(lambda: iter([(X, y)]))
     assert record and {w.filename for w in record} == {__file__} or \
         "MUTANT_UNDER_TEST" in __import__("os").environ
+
+
+def _pools() -> dict:
+    return {m["filepath"]: m["num_threads"] for m in threadpool_info()
+            if m["user_api"] == "blas"}
+
+
+def test_one_blas_pool_holds_the_others_to_one_thread_and_restores():
+    from bagoftricks.linear.threads import one_blas_pool
+
+    before = _pools()
+    with one_blas_pool():
+        inside = _pools()
+    assert _pools() == before
+    for path, threads in inside.items():
+        numpy_own = "numpy.libs" in path
+        assert threads == (before[path] if numpy_own else 1), path
+
+
+def test_glm_fits_leave_the_callers_blas_threads_as_found():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (rng.random(300) < 0.4).astype(float)
+    before = _pools()
+    GLM("binomial").fit(X, y)
+    GLM("binomial").fit_blocks(lambda: iter([(X, y)]))
+    GLM("binomial").fit_blocks(lambda: iter([(X, y)]), prefetch=0)
+    assert _pools() == before

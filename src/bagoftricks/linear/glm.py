@@ -26,7 +26,7 @@ from .families import family as make_family
 from .families import link as make_link
 from .families import log_likelihood
 from .solve import Gram, equilibrated_rcond, inverse_psd, refine, solve_normal
-from .threads import blas_threads, prefetched
+from .threads import blas_threads, one_blas_pool, prefetched
 from .validate import NotFittedError, as_float_array, as_target, check_weights
 
 POSITIVE_TARGETS = ("poisson", "gamma", "inverse_gaussian", "negative_binomial", "tweedie")
@@ -588,6 +588,14 @@ class GLM:
         binomial only: ``y`` counts the successes out of that many trials (statsmodels'
         two-column endog): the fit of the proportions with variance weights times
         ``trials``, and ``llf_`` includes the binomial coefficients."""
+        with one_blas_pool():
+            return self._fit(X, y, sample_weight, feature_names, offset=offset,
+                             exposure=exposure, freq_weight=freq_weight, groups=groups,
+                             trials=trials)
+
+    def _fit(self, X, y, sample_weight, feature_names, *, offset, exposure, freq_weight,
+             groups, trials) -> GLM:
+        """``fit``, with SciPy's BLAS pool held to one thread."""
         self._check_params()
         columns = getattr(X, "columns", None)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -731,7 +739,7 @@ class GLM:
         if self.class_weight is not None or self.cov_type != "nonrobust":
             raise ValueError("fit_blocks: class_weight and robust cov_type need fit() "
                              "(the rows in memory)")
-        with blas_threads(1 if prefetch else None):
+        with blas_threads(1) if prefetch else one_blas_pool():
             return self._fit_blocks(blocks, feature_names, prefetch)
 
     def _fit_blocks(self, blocks, feature_names, prefetch: int) -> GLM:
