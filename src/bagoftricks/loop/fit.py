@@ -153,14 +153,15 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         [getattr(t, hook) for t in tricks if getattr(type(t), hook) is not getattr(Trick, hook)]
         for hook in ("on_epoch_start", "before_optimizer_step", "on_batch_end", "on_epoch_end"))
 
-    run = {"lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
-           "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
-           "keep_best": best and (best.metric, best.mode), "patience": patience,
-           "train_data": train.digest(),
-           "val_data": val_data.digest() if val_data is not None else None,
-           "precision": precision}
     scaler = torch.amp.GradScaler(device.type) if precision == "16" else None
     path = Path(checkpoint_dir) / checkpoint.CHECKPOINT if checkpoint_dir is not None else None
+    run = path and {  # what a checkpoint must match to be resumed (hashing the data: only then)
+        "lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
+        "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
+        "keep_best": best and (best.metric, best.mode), "patience": patience,
+        "train_data": train.digest(),
+        "val_data": val_data.digest() if val_data is not None else None,
+        "precision": precision}
     history, start_epoch, start_step, stopped = History(), 0, 0, False
     if resume and path is not None and path.exists():
         state = checkpoint.load(path, run, epochs)
