@@ -92,8 +92,14 @@ def one_blas_pool():
     logit fit took 1.7 to 4.3 s, 0.44 s with SciPy's pool at one thread). Where both
     share one library (a conda MKL), that one is left as is."""
     pools = _blas_pools()
-    others = [lib.filepath for lib in pools.lib_controllers
-              if Path(lib.filepath).parent.name != "numpy.libs"]
+    others = [lib.filepath for lib in pools.lib_controllers if not numpy_own(lib.filepath)]
     if len(others) == len(pools.lib_controllers):  # NumPy's is not told apart
         return contextlib.nullcontext()
     return pools.select(filepath=others).limit(limits=1)
+
+
+def numpy_own(path: str) -> bool:
+    """Whether a library file is one NumPy's wheel bundles (``numpy.libs/`` on Linux and
+    Windows, ``numpy/.dylibs/`` on macOS)."""
+    parts = Path(path).parts
+    return "numpy.libs" in parts or "numpy" in parts
