@@ -134,7 +134,7 @@ def test_glm_fits_leave_the_callers_blas_threads_as_found():
     ("/venv/lib/python3.11/site-packages/scipy.libs/libscipy_openblas-6cdc3b4a.so", False),
     ("/venv/lib/python3.11/site-packages/numpy/.dylibs/libscipy_openblas64_.dylib", True),
     ("/venv/lib/python3.11/site-packages/scipy/.dylibs/libscipy_openblas.dylib", False),
-    ("/opt/conda/lib/libmkl_rt.so.2", False),  # shared by both: left as is (see below)
+    ("/opt/conda/lib/libmkl_rt.so.2", False),  # shared: one_blas_pool then limits nothing
 ])
 def test_numpy_own_tells_numpys_bundled_blas_apart(path, own):
     from bagoftricks.linear.threads import numpy_own
