@@ -227,3 +227,40 @@ def test_standardize_without_statistics_is_one_error():
     with pytest.raises(ValueError, match="^standardizer: give a fitted RunningStandardizer or "
                                          "num_features$"):
         Standardize()
+
+
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 60), st.integers(1, 6)),
+                  elements=st.floats(-1e3, 1e3, allow_nan=False)))
+def test_without_the_mean_it_scales_only_as_scikit_learn_does(x):
+    from sklearn.preprocessing import StandardScaler
+
+    s = RunningStandardizer(with_mean=False).fit(np.array_split(x, 3))
+    ref = StandardScaler(with_mean=False).fit(x)
+    np.testing.assert_allclose(s.transform(torch.as_tensor(x)).numpy(), ref.transform(x),
+                               rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max()))
+    np.testing.assert_allclose(s.inverse_transform(s.transform(torch.as_tensor(x))).numpy(),
+                               x, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max()))
+    torch.testing.assert_close(s.mean, torch.as_tensor(x).mean(0))  # still measured
+    t = RunningStandardizer()
+    t.load_state_dict(s.state_dict())  # with_mean travels with the statistics
+    torch.testing.assert_close(t.transform(torch.as_tensor(x)), s.transform(torch.as_tensor(x)))
+    layer = Standardize(s)  # the saved model's layer does the same, in float32
+    out = layer(torch.as_tensor(x, dtype=torch.float32))
+    assert torch.isfinite(out).all()  # never NaN, even where float32 underflows
+    if (s.scale[s.std > 0] > 1e-30).all():  # values float32 holds
+        torch.testing.assert_close(out, s.transform(torch.as_tensor(x)).float(), rtol=1e-4,
+                                   atol=1e-3)
+
+
+def test_older_states_without_with_mean_still_center():
+    x = np.arange(12.0).reshape(6, 2)
+    state = RunningStandardizer().update(x).state_dict()
+    del state["with_mean"]
+    t = RunningStandardizer(with_mean=False)
+    t.load_state_dict(state)
+    assert t.with_mean and abs(float(t.transform(torch.as_tensor(x)).mean())) < 1e-12
+
+
+def test_with_mean_must_be_a_bool():
+    with pytest.raises(ValueError, match="with_mean: expected True or False, got 'no'"):
+        RunningStandardizer(with_mean="no")

@@ -298,3 +298,19 @@ def test_batch_size_zero_a_changed_loss_and_the_default_log(tmp_path, capsys):
             resume=True, loss="mse")
     fit(tabular_mlp(5, 3), (X, y), epochs=1)  # the default log: lines when not a terminal
     assert capsys.readouterr().err.startswith("epoch   1/1")
+
+
+def test_fit_can_standardize_by_scaling_only():
+    from bagoftricks.loop.adapters import Standardization
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(300, 3)) * [5.0, 1.0, 20.0] + [100.0, -3.0, 7.0]).astype(np.float32)
+    y = (X[:, 0] > 100).astype(np.int64)
+    tricks = [*Tricks.none().build(), Standardization(with_mean=False, scale_floor=1.0)]
+    res = fit(tabular_mlp(3, 2), (X, y), epochs=1, tricks=tricks, log="none")
+    std = torch.as_tensor(X, dtype=torch.float64).std(0, correction=0)
+    torch.testing.assert_close(res.standardizer.scale, std.clamp(min=std.median().item()),
+                               rtol=1e-5, atol=0)
+    first = res.predictor[0]  # the predictor's standardization: divided, not centered
+    torch.testing.assert_close(first(torch.as_tensor(X)),
+                               torch.as_tensor(X) / res.standardizer.scale.float())

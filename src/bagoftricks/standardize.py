@@ -43,16 +43,22 @@ class RunningStandardizer:
         the features that vary (0, the default, as scikit-learn). A pixel that is
         almost always blank has a tiny std, and its rare strokes become z-scores of 40
         (digits' border pixels); a floor keeps such features from dominating the input.
+    with_mean : subtract the mean (True, the default) or only divide by the scale
+        (scikit-learn's ``StandardScaler(with_mean=False)``). Centering each feature was
+        what cost accuracy on the bundled imbalanced tasks (README, "which part of
+        standardizing hurts").
     """
 
     def __init__(self, dim: int = -1, unbiased: bool = False, nan_policy: str = "raise",
-                 scale_floor: float = 0.0):
+                 scale_floor: float = 0.0, with_mean: bool = True):
         if nan_policy not in _POLICIES:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
         if not (isinstance(scale_floor, (int, float)) and 0 <= scale_floor < float("inf")):
             raise ValueError(f"scale_floor: expected a number >= 0, got {scale_floor!r}")
+        if not isinstance(with_mean, bool):
+            raise ValueError(f"with_mean: expected True or False, got {with_mean!r}")
         self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
-        self.scale_floor = float(scale_floor)
+        self.scale_floor, self.with_mean = float(scale_floor), bool(with_mean)
         self.count = self.mean_ = self.m2 = None  # per feature, float64
         self._buf = None                          # scratch space (GPU path) across batches
 
@@ -199,6 +205,11 @@ class RunningStandardizer:
                  if self.scale_floor and len(varying) else 0.0)
         return torch.where(std > 0, std.clamp(min=floor), 1.0)
 
+    @property
+    def shift(self) -> torch.Tensor:
+        """What ``transform`` subtracts: the mean, or zeros without ``with_mean``."""
+        return self.mean if self.with_mean else torch.zeros_like(self.mean)
+
     # -- using it -----------------------------------------------------------------------
     def _check_width(self, x: torch.Tensor) -> None:
         self._check_fitted()
@@ -213,33 +224,34 @@ class RunningStandardizer:
         return value.to(device=x.device).reshape(shape)
 
     def transform(self, batch) -> torch.Tensor:
-        """``(batch - mean) / scale``, computed in float64, returned in the batch's
+        """``(batch - shift) / scale``, computed in float64, returned in the batch's
         floating dtype (the default dtype for integer input) and device."""
         x = torch.as_tensor(batch)
         self._check_width(x)
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         x64 = x.to(torch.float64)
-        return ((x64 - self._broadcast(x64, self.mean)) / self._broadcast(x64, self.scale)).to(
+        return ((x64 - self._broadcast(x64, self.shift)) / self._broadcast(x64, self.scale)).to(
             dtype)
 
     def inverse_transform(self, batch) -> torch.Tensor:
-        """``batch * scale + mean``, in the batch's dtype and device."""
+        """``batch * scale + shift``, in the batch's dtype and device."""
         x = torch.as_tensor(batch)
         self._check_width(x)
         x64 = x.to(torch.float64)
-        return (x64 * self._broadcast(x64, self.scale) + self._broadcast(x64, self.mean)).to(
+        return (x64 * self._broadcast(x64, self.scale) + self._broadcast(x64, self.shift)).to(
             x.dtype)
 
     def state_dict(self) -> dict:
         self._check_fitted()
         return {"count": self.count.cpu(), "mean": self.mean.cpu(), "m2": self.m2.cpu(),
                 "dim": self.dim, "unbiased": self.unbiased, "nan_policy": self.nan_policy,
-                "scale_floor": self.scale_floor}
+                "scale_floor": self.scale_floor, "with_mean": self.with_mean}
 
     def load_state_dict(self, state: dict) -> None:
         self.dim, self.unbiased = int(state["dim"]), bool(state["unbiased"])
         self.nan_policy = state["nan_policy"]
         self.scale_floor = float(state.get("scale_floor", 0.0))  # (older states: none)
+        self.with_mean = bool(state.get("with_mean", True))
         self.count, self.mean_, self.m2 = state["count"], state["mean"], state["m2"]
 
 
@@ -255,14 +267,15 @@ class Standardize(nn.Module):
         until a saved ``state_dict`` is loaded into it)."""
         super().__init__()
         if standardizer is not None:
-            dim, mean, scale = standardizer.dim, standardizer.mean, standardizer.scale
+            dim, mean, scale = standardizer.dim, standardizer.shift, standardizer.scale
         elif num_features is not None:
             mean, scale = torch.zeros(num_features), torch.ones(num_features)
         else:
             raise ValueError("standardizer: give a fitted RunningStandardizer or num_features")
         self.dim = dim
         self.register_buffer("mean", mean.float())
-        self.register_buffer("scale", scale.float())
+        # (a positive scale below float32's range would divide by 0: the smallest normal)
+        self.register_buffer("scale", scale.float().clamp(min=torch.finfo(torch.float32).tiny))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == self.mean.dtype and self.dim in (-1, x.ndim - 1):
