@@ -1,6 +1,7 @@
 """The streamed GLM's read-ahead: order, errors, early stops and the BLAS thread limit."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -34,22 +35,35 @@ def test_an_error_in_the_source_is_raised_after_the_items_before_it():
     assert _prefetch_threads() == 0
 
 
-def test_stopping_early_closes_the_source_and_stops_the_thread():
-    closed, made = [], []
+class _Source:
+    """An iterator the test holds on to (so nothing but ``prefetched`` closes it)."""
 
-    def source():
-        try:
-            for i in range(1000):
-                made.append(i)
-                yield i
-        finally:
-            closed.append(True)
+    def __init__(self, n: int) -> None:
+        self.made, self.n, self.closed = [], n, False
 
-    reader = prefetched(source(), depth=2)
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if len(self.made) == self.n:
+            raise StopIteration
+        self.made.append(len(self.made))
+        return self.made[-1]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_stopping_early_closes_the_source_and_stops_the_thread_at_once():
+    source = _Source(1000)
+    reader = prefetched(source, depth=2)
     assert [next(reader), next(reader)] == [0, 1]
+    time.sleep(0.1)  # the reader fills the queue and waits to put the next one
+    t0 = time.perf_counter()
     reader.close()
-    assert closed == [True]
-    assert len(made) <= 2 + 2 + 1  # read at most depth ahead (and one waiting to be put)
+    assert time.perf_counter() - t0 < 0.5  # it notices the stop within a 0.05 s wait
+    assert source.closed
+    assert len(source.made) <= 2 + 2 + 1  # read at most depth ahead (and one waiting)
     assert _prefetch_threads() == 0
 
 
