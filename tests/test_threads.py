@@ -72,9 +72,6 @@ def test_blas_threads_limits_and_restores():
     with blas_threads(1):
         assert all(m["num_threads"] == 1 for m in threadpool_info() if m["user_api"] == "blas")
     assert [m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"] == before
-    with blas_threads(None):  # as is
-        assert [m["num_threads"] for m in threadpool_info()
-                if m["user_api"] == "blas"] == before
 
 
 def test_fit_blocks_read_ahead_equals_reading_in_step():

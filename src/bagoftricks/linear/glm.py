@@ -595,7 +595,7 @@ class GLM:
 
     def _fit(self, X, y, sample_weight, feature_names, *, offset, exposure, freq_weight,
              groups, trials) -> GLM:
-        """``fit``, with SciPy's BLAS pool held to one thread."""
+        """``fit``, with every BLAS pool but NumPy's held to one thread."""
         self._check_params()
         columns = getattr(X, "columns", None)
         X = as_float_array(X, "X", ndim=2, check_finite=False)
@@ -727,9 +727,9 @@ class GLM:
         the data need never be in memory at once. Under ``torch.distributed`` each rank
         passes only its own rows: every pass's Gram matrix and sums are all-reduced
         ((p + 2)² numbers), so all ranks hold the fit of all the rows. Binomial takes 0/1
-        or proportions. Not streamed (use ``fit``): ``class_weight`` and robust ``cov_type``; the
-        ill-conditioning refinement needs the data in memory, so here only the
-        equilibrated normal equations protect an ill-conditioned fit.
+        or proportions. Not streamed (use ``fit``): ``class_weight`` and robust
+        ``cov_type``; the ill-conditioning refinement needs the data in memory, so here
+        only the equilibrated normal equations protect an ill-conditioned fit.
 
         ``prefetch``: how many blocks a background thread reads (and checks) ahead while
         the current one is computed, with BLAS held to one thread meanwhile; each block

@@ -76,10 +76,8 @@ def _blas_pools():
     return _CONTROLLER
 
 
-def blas_threads(limit: int | None):
-    """A context holding NumPy's and SciPy's BLAS to ``limit`` threads (None: as is)."""
-    if limit is None:
-        return contextlib.nullcontext()
+def blas_threads(limit: int):
+    """A context holding NumPy's and SciPy's BLAS to ``limit`` threads."""
     return _blas_pools().limit(limits=limit)
 
 
