@@ -11,6 +11,7 @@ _WHERE = {
     "LossAccumulator": "accumulate",
     "bias_for": "bias", "init_bias_": "bias", "initial_loss": "bias",
     "Centralized": "centralize", "centralize_": "centralize", "clip_grad_norm_": "centralize",
+    "FlatGradients": "flat_grads",
     "class_weights": "imbalance", "sample_weights": "imbalance", "weighted_loss": "imbalance",
     "GLM": "linear", "wls": "linear",
     "Context": "loop", "FitResult": "loop", "History": "loop", "Trick": "loop",

@@ -9,6 +9,7 @@ centralizing step; the plateau scheduler last, on the final optimizer).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import asdict, dataclass, replace
 
@@ -17,7 +18,8 @@ import torch
 from .._validation import check_choice
 from ..accumulate import LossAccumulator
 from ..bias import init_bias_
-from ..centralize import Centralized, clip_cpu_grads_, clip_grads_
+from ..centralize import Centralized, _coupled_weight_decay, clip_grads_
+from ..flat_grads import FlatGradients
 from ..imbalance import class_weights
 from ..models import last_linear
 from ..plateau import FluctuationPlateau
@@ -159,33 +161,59 @@ class LeslieRescaling(Trick):
                 group["initial_lr"] = group["lr"]
 
 
+def _flat_gradients(ctx: Context) -> FlatGradients | None:
+    """The run's flat gradient buffer, made by the first trick that asks: on one process
+    and the CPU only (DDP owns the gradients on several; elsewhere torch's foreach
+    kernels are fused already)."""
+    if ctx.gradients is None and ctx.world == 1:
+        params = [p for p in ctx.model.parameters() if p.requires_grad]
+        if FlatGradients.supports(params):
+            ctx.gradients = FlatGradients(params)
+    return ctx.gradients
+
+
 class Centralization(Trick):
-    """Gradient centralization after clipping, before the step: ``Centralized``'s own
-    ``centralize()`` on the run's optimizer (every gradient with ``ndim > 1``, groups
-    with ``centralize=False`` skipped, and with coupled weight decay the paper's
-    ``GC(grad + wd p)``)."""
+    """Gradient centralization after clipping, before the step: ``Centralized``'s rule on
+    the run's optimizer (every gradient with ``ndim > 1``, groups with
+    ``centralize=False`` skipped, and with coupled weight decay the paper's
+    ``GC(grad + wd p)``); on the CPU without coupled weight decay, one compiled pass
+    over the flat gradient buffer."""
 
     def setup(self, ctx: Context) -> None:
         self.centralizer = Centralized(ctx.optimizer)
+        groups = [g for g in ctx.optimizer.param_groups if g.get("centralize", True)]
+        grads = _flat_gradients(ctx)
+        self.flat = None
+        if grads is not None and not any(_coupled_weight_decay(ctx.optimizer, g)
+                                         for g in groups):
+            with contextlib.suppress(ValueError):  # a parameter outside the model
+                self.flat = grads, grads.rows_of(p for g in groups for p in g["params"]
+                                                      if p.requires_grad)
 
     def before_optimizer_step(self, ctx: Context) -> None:
-        self.centralizer.centralize()
+        if self.flat is None:
+            self.centralizer.centralize()
+        else:
+            grads, rows = self.flat
+            grads.centralize_(rows)
 
 
 class Clipping(Trick):
-    """Gradient clipping by the global norm (``clip_grads_``: torch's rule, fused)."""
+    """Gradient clipping by the global norm, torch's rule: one compiled pass over the
+    flat gradient buffer on the CPU, ``clip_grads_`` (fused) elsewhere."""
 
     def __init__(self, max_norm: float = 1.0) -> None:
         self.max_norm = max_norm
 
     def setup(self, ctx: Context) -> None:
         self.params = [p for p in ctx.model.parameters() if p.requires_grad]
-        kinds = {(p.device.type, p.dtype) for p in self.params}
-        self.clip = clip_cpu_grads_ if len(kinds) == 1 and kinds.pop()[0] == "cpu" \
-            else clip_grads_  # decided once: the check costs as much as the clipping
+        self.flat = _flat_gradients(ctx)
 
     def before_optimizer_step(self, ctx: Context) -> None:
-        self.clip([p.grad for p in self.params if p.grad is not None], self.max_norm)
+        if self.flat is not None:
+            self.flat.clip_(self.max_norm)
+        else:
+            clip_grads_([p.grad for p in self.params if p.grad is not None], self.max_norm)
 
 
 class Plateau(Trick):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..flat_grads import FlatGradients
 from ..prior import PriorShift, check_prior
 from ..sampler import EpochSampler
 from ..standardize import RunningStandardizer, Standardize
@@ -43,7 +44,8 @@ class Context:
     (classification) or ``"linear"`` (regression); ``true_prior`` the training labels'
     class distribution and ``prior`` the one the raw logits model (the effective prior,
     once a balance trick changed it; None for regression); ``logit_adjustment`` is added
-    to the logits inside the loss (the logit-adjusted loss)."""
+    to the logits inside the loss (the logit-adjusted loss); ``gradients``, when a trick
+    made one, is the flat gradient buffer the loop zeroes instead of the optimizer."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -64,6 +66,7 @@ class Context:
     standardizer: RunningStandardizer | None = None
     true_prior: torch.Tensor | None = None
     device: torch.device = torch.device("cpu")
+    gradients: FlatGradients | None = None
 
 
 class Trick:
