@@ -1,9 +1,14 @@
-"""Gradient centralization: cost next to an optimizer step, ours vs the anchors.
+"""Gradient centralization and clipping: cost next to an optimizer step, ours vs the
+anchors.
 
-Parameter sets: ResNet-18-sized (18 weight tensors, ~11M parameters) and
-transformer-like (96 tensors, ~9.5M). For each: SGD-momentum and AdamW step alone,
-our ``centralize_``, the plain per-tensor loop (mean over dims 1.., then ``sub_``) and
-pytorch-optimizer's ``centralize_gradient`` where it is installed; medians over many
+Parameter sets: ResNet-18-sized (18 weight tensors, ~11M parameters), transformer-like
+(96 tensors, ~9.5M) and the mnist1d MLP 128-64 (6 tensors, 14k: per-call work
+dominates). For each: SGD-momentum and AdamW step alone, our ``centralize_``, the same
+on the flat gradient buffer (``FlatGradients.centralize_``, one compiled pass), the
+plain per-tensor loop (mean over dims 1.., then ``sub_``) and pytorch-optimizer's
+``centralize_gradient`` where it is installed; then clipping: torch's
+``clip_grad_norm_``, our ``clip_grads_`` and ``FlatGradients.clip_`` (a norm under the
+limit: ours skip the multiply by 1, torch does it). Medians over many
 repetitions, ratios from the same run. Then a full forward + backward + step of a small
 CNN with and without ``Centralized``.
 
@@ -21,8 +26,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils import clip_grad_norm_
 
-from bagoftricks import Centralized, centralize_
+from bagoftricks import Centralized, FlatGradients, centralize_
+from bagoftricks.centralize import clip_grads_
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import median_time  # noqa: E402
@@ -74,15 +81,26 @@ def anchors() -> dict:
     return out
 
 
+def mlp_shapes() -> list[tuple]:
+    return [(128, 40), (128,), (64, 128), (64,), (10, 64), (10,)]
+
+
 def param_set_table(name: str, shapes, repeats: int) -> None:
     params = make_params(shapes)
+    flat = FlatGradients(params)
+    flat.buffer()  # every gradient now a view of the buffer (the others work on them too)
     n = sum(p.numel() for p in params)
     sgd = torch.optim.SGD(params, lr=1e-6, momentum=0.9)
     adamw = torch.optim.AdamW(params, lr=1e-6)
     fns = {"SGD-momentum step": sgd.step, "AdamW step": adamw.step,
-           "ours: centralize_": lambda: centralize_(params)}
+           "ours: centralize_": lambda: centralize_(params),
+           "ours: FlatGradients.centralize_": flat.centralize_}
     fns.update({k: (lambda f=f: f(params)) for k, f in anchors().items()})
-    for fn in fns.values():  # warm up (optimizer state, allocator)
+    grads = [p.grad for p in params]
+    fns.update({"clipping: torch's clip_grad_norm_": lambda: clip_grad_norm_(params, 1e9),
+                "clipping: ours, clip_grads_": lambda: clip_grads_(grads, 1e9),
+                "clipping: ours, FlatGradients.clip_": lambda: flat.clip_(1e9)})
+    for fn in fns.values():  # warm up (optimizer state, allocator, compilation)
         fn()
     times = {k: [] for k in fns}
     flush = torch.empty(64 * 2**20 // 4)  # larger than the caches
@@ -96,11 +114,11 @@ def param_set_table(name: str, shapes, repeats: int) -> None:
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\n{name}: {len(shapes)} tensors, {n / 1e6:.1f}M parameters, {repeats} repeats")
+    print(f"\n{name}: {len(shapes)} tensors, {n / 1e6:.2f}M parameters, {repeats} repeats")
     print(f"{'method':40s} {'median ms':>10s} {'x SGD step':>11s} {'x AdamW step':>13s} "
           f"{'x ours':>7s}")
     for k, t in med.items():
-        print(f"{k:40s} {t * 1e3:10.2f} {t / med['SGD-momentum step']:11.3f} "
+        print(f"{k:40s} {t * 1e3:10.3f} {t / med['SGD-momentum step']:11.3f} "
               f"{t / med['AdamW step']:13.3f} {t / med['ours: centralize_']:7.2f}")
 
 
@@ -142,6 +160,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; no GPU here")
     param_set_table("ResNet-18-sized", resnet18_shapes(), args.repeats)
     param_set_table("transformer-like", transformer_shapes(), args.repeats)
+    param_set_table("mnist1d MLP 128-64", mlp_shapes(), 10 * args.repeats)
     small_cnn_step(args.repeats)
 
 

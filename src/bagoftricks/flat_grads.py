@@ -51,7 +51,9 @@ class FlatGradients:
     def __init__(self, params) -> None:
         self.params = list(dict.fromkeys(p for p in _tensors(params) if p.requires_grad))
         if not self.supports(self.params):
-            raise ValueError("params: FlatGradients needs CPU tensors of one float dtype")
+            kinds = sorted({f"{p.device.type} {p.dtype}" for p in self.params})
+            raise ValueError(f"params: expected CPU tensors of one float dtype that require "
+                             f"a gradient, got {kinds or 'none'}")
         sizes = [p.numel() for p in self.params]
         self.offsets = dict(zip(map(id, self.params), np.cumsum([0, *sizes[:-1]]), strict=True))
         self.rows = self.rows_of([p for p in self.params if p.ndim > 1])
