@@ -73,6 +73,10 @@ def test_kernels_on_a_plain_array():
     np.testing.assert_array_equal(g, [-0.5, 0.5, -0.5, 0.5, -3.5, 3.5])
     assert clip_flat_(g, 1.0) == pytest.approx(np.sqrt(25.5))
     assert np.linalg.norm(g) == pytest.approx(1.0, rel=1e-6)
+    edge = np.array([3e-4, 4e-4])  # a norm equal to the limit still takes torch's 1e-6
+    clip_flat_(edge, 5e-4)
+    np.testing.assert_allclose(edge, np.array([3e-4, 4e-4]) * 5e-4 / (5e-4 + 1e-6),
+                               rtol=1e-14)
 
 
 def _mlp_step(model, grads, x, y):
@@ -185,3 +189,38 @@ def test_fits_default_optimizer_is_torchs_adam_fused():
     assert not adam([torch.zeros(2, requires_grad=True)] + complex_, 1e-2).defaults["fused"]
     frozen_ints = [torch.zeros(2, dtype=torch.int64)]  # never stepped: no obstacle
     assert adam([torch.zeros(2, requires_grad=True)] + frozen_ints, 1e-2).defaults["fused"]
+
+
+def _fit_both_paths(monkeypatch, make_optimizer, trick_types=(adapters.Centralization,)):
+    """Train twice, on the flat buffer and on the torch path (as off the CPU)."""
+    gen = torch.Generator().manual_seed(1)
+    X, y = torch.randn(96, 6, generator=gen), torch.randint(0, 3, (96,), generator=gen)
+    results = []
+    for flat in (True, False):
+        if not flat:
+            monkeypatch.setattr(adapters, "_flat_gradients", lambda ctx: None)
+        model = tabular_mlp(6, 3, (8,), seed=0)
+        tricks = [t() for t in trick_types]
+        res = fit(model, (X, y), epochs=2, batch_size=32, tricks=tricks, log="none",
+                  optimizer=lambda params, lr, m=model: make_optimizer(m, lr))
+        results.append((res.model, tricks))
+    return results
+
+
+def test_centralization_with_coupled_weight_decay_keeps_the_papers_rule(monkeypatch):
+    (flat, [trick]), (per_tensor, _) = _fit_both_paths(
+        monkeypatch, lambda m, lr: torch.optim.SGD(m.parameters(), lr=0.5, weight_decay=0.1))
+    assert trick.flat is None  # GC(grad + wd p): Centralized's path, not the buffer's
+    for p, q in zip(flat.parameters(), per_tensor.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_centralization_on_the_buffer_skips_groups_that_opt_out(monkeypatch):
+    def groups(model, lr):
+        first, *rest = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        return torch.optim.SGD([{"params": first.parameters(), "centralize": False},
+                                {"params": [p for m in rest for p in m.parameters()]}], lr=0.5)
+    (flat, [trick]), (per_tensor, _) = _fit_both_paths(monkeypatch, groups)
+    assert trick.flat is not None and len(trick.flat[1].params) == 1  # the head only
+    for p, q in zip(flat.parameters(), per_tensor.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
