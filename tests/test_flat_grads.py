@@ -139,13 +139,16 @@ def test_a_replaced_gradient_is_used_that_step_and_put_back_at_zero():
 
 
 def test_bad_input_is_one_error_naming_the_argument():
-    with pytest.raises(ValueError, match=r"params: expected CPU tensors of one float dtype "
-                                         r"that require a gradient, got \['cpu torch.float32', "
-                                         r"'cpu torch.float64'\]"):
+    with pytest.raises(ValueError, match=r"params: expected contiguous CPU tensors of one "
+                                         r"float dtype that require a gradient, got "
+                                         r"\['cpu torch.float32', 'cpu torch.float64'\]"):
         FlatGradients([torch.zeros(2, requires_grad=True),
                        torch.zeros(2, dtype=torch.float64, requires_grad=True)])
     with pytest.raises(ValueError, match="params: expected .* got none"):
         FlatGradients([torch.zeros(2, dtype=torch.int64)])
+    channels_last = torch.zeros(2, 3, 2, 2).to(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match=r"got \['cpu torch.float32 non-contiguous'\]"):
+        FlatGradients([channels_last.requires_grad_()])
     grads = FlatGradients([torch.zeros(2, 2, requires_grad=True)])
     with pytest.raises(ValueError, match=r"params: tensors of shapes \[\(3, 3\)\] are not in"):
         grads.rows_of([torch.zeros(3, 3, requires_grad=True)])

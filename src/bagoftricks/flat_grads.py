@@ -37,8 +37,8 @@ class Rows(NamedTuple):
 
 
 class FlatGradients:
-    """The gradients of ``params`` (those requiring one: CPU tensors of one float dtype)
-    as views of one flat buffer.
+    """The gradients of ``params`` (those requiring one: contiguous CPU tensors of one
+    float dtype) as views of one flat buffer.
 
     The buffer is made at the first ``clip_`` or ``centralize_`` after a backward that
     gave every parameter a dense gradient; from then on ``zero_`` zeroes it (so a
@@ -46,26 +46,42 @@ class FlatGradients:
     ``zero_grad(set_to_none=False)``). Before that, when a first backward left a
     parameter without one, or in a step where something replaced a gradient, both fall
     back to the per-tensor torch functions.
+
+    Parameters
+    ----------
+    params : a module, tensors or optimizer param groups; those requiring a gradient
+        are kept (each once).
+
+    Raises
+    ------
+    ValueError
+        When they are not contiguous CPU tensors of one float dtype.
     """
 
     def __init__(self, params) -> None:
         self.params = list(dict.fromkeys(p for p in _tensors(params) if p.requires_grad))
         if not self.supports(self.params):
-            kinds = sorted({f"{p.device.type} {p.dtype}" for p in self.params})
-            raise ValueError(f"params: expected CPU tensors of one float dtype that require "
-                             f"a gradient, got {kinds or 'none'}")
+            kinds = sorted({f"{p.device.type} {p.dtype}" + ("" if p.is_contiguous() else
+                                                              " non-contiguous")
+                            for p in self.params})
+            raise ValueError(f"params: expected contiguous CPU tensors of one float dtype "
+                             f"that require a gradient, got {kinds or 'none'}")
         sizes = [p.numel() for p in self.params]
         self.offsets = dict(zip(map(id, self.params), np.cumsum([0, *sizes[:-1]]), strict=True))
         self.rows = self.rows_of([p for p in self.params if p.ndim > 1])
+        self.flat: torch.Tensor | None = None
         self.views: list[torch.Tensor] | None = None
         self.array: np.ndarray | None = None
         self.usable = True  # False once a first backward left a parameter without one
 
     @staticmethod
     def supports(params: list[torch.Tensor]) -> bool:
-        """Whether ``params`` are CPU tensors of one float dtype (and at least one)."""
+        """Whether ``params`` are contiguous CPU tensors of one float dtype (at least
+        one): a view of the buffer has a contiguous parameter's layout (torch's gradient
+        layout contract; channels-last weights keep the torch path)."""
         kinds = {(p.device.type, p.dtype) for p in params}
-        return len(kinds) == 1 and next(iter(kinds)) in {("cpu", t) for t in FLOATS}
+        return (len(kinds) == 1 and next(iter(kinds)) in {("cpu", t) for t in FLOATS}
+                and all(p.is_contiguous() for p in params))
 
     def rows_of(self, params) -> Rows:
         """Where the gradients of ``params`` with ``ndim > 1`` lie in the buffer (what
