@@ -322,3 +322,34 @@ def test_loss_accumulator_checks_tensor_sizes_at_compute(n):
 def test_bias_for_refuses_a_stray_huge_label_without_allocating():
     with pytest.raises(ValueError, match="far beyond the 2 distinct labels"):
         bias_for(np.array([0, 10**9]), "softmax")
+
+
+def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(tmp_path):
+    """Found by the command-line property test: cells near float32's largest value are
+    valid floats, yet overflow in the first layer. Training that goes non-finite is one
+    error naming the widest column, leaving nothing behind; a model whose scores go
+    non-finite on some rows refuses to write NaN probabilities."""
+    huge = 3.145055032616816e38
+    both = pd.DataFrame({"b": [0.0] * 19 + [huge], "x": [0.0] * 19 + [huge],
+                         "y": [0] * 5 + [1] + [0] * 13 + [1]})
+    both.to_csv(tmp_path / "both.csv", index=False)
+    fitted = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y", "--out",
+                                 str(tmp_path / "m"), "--epochs", "1", "--quiet"])
+    _one_line(fitted, "DATA: the training loss is not finite")
+    assert "the widest column, 'b'" in fitted.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["both.csv"]
+
+    one = pd.DataFrame({"b": [0.0] * 17 + [huge, 0.0, 0.0], "y": [0] * 17 + [1, 0, 1]})
+    one.to_csv(tmp_path / "one.csv", index=False)
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(tmp_path / "one.csv"), "--target", "y", "--out",
+                               str(model), "--epochs", "1", "--quiet"]).exit_code == 0
+    with torch.no_grad():  # make the saved model overflow on that row whatever it learned
+        state = torch.load(model / "model.pt")
+        first = next(k for k in state if k.endswith("weight") and state[k].ndim == 2)
+        state[first].fill_(1.0)
+        torch.save(state, model / "model.pt")
+    predicted = runner.invoke(app, ["predict", str(model), str(tmp_path / "one.csv"), "--out",
+                                    str(tmp_path / "p.csv")])
+    _one_line(predicted, "DATA: 1 row(s) give non-finite scores (first at data row 18)")
+    assert not (tmp_path / "p.csv").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import pickle
 import shutil
 from pathlib import Path
@@ -27,7 +28,7 @@ from .files import (
     remove_if_unused,
     run_lock,
 )
-from .loop import FitResult, Tricks, fit
+from .loop import FitResult, Tricks, checkpoint, fit
 from .models import tabular_mlp
 from .prior import PriorShift, check_prior, parse_prior
 from .standardize import Standardize
@@ -90,9 +91,17 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         rows = TensorDataset(X, y)  # the rows of each set are read in place, not copied
         val = Subset(rows, va) if len(va) else None  # a tiny file may leave none to hold out
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
-        result = fit(model, Subset(rows, tr), val_data=val, epochs=epochs, batch_size=batch_size,
-                     lr=lr, tricks=Tricks(balance=balance), checkpoint_dir=partial,
-                     resume=resume, seed=seed, log=log, device=device, precision=precision)
+        try:
+            result = fit(model, Subset(rows, tr), val_data=val, epochs=epochs,
+                         batch_size=batch_size, lr=lr, tricks=Tricks(balance=balance),
+                         checkpoint_dir=partial, resume=resume, seed=seed, log=log,
+                         device=device, precision=precision)
+        except FloatingPointError as err:  # a data error to the user: say which column
+            if leader and cache is None and not (partial / checkpoint.CHECKPOINT).exists():
+                shutil.rmtree(folder, ignore_errors=True)  # nothing to resume: leave nothing
+            what = str(err).split(";")[0].removeprefix("LossAccumulator: ")
+            raise ValueError(f"DATA: the training loss is not finite ({what}){_widest(s)}"
+                             ) from None
         # the best epoch's weights behind the standardizer; the priors go to config.json
         standardize = (Standardize(result.standardizer) if result.standardizer is not None
                        else Standardize(num_features=X.shape[1]))  # identity: same format
@@ -168,6 +177,16 @@ def is_predictions_file(path: Path) -> bool:
         return False
 
 
+def _widest(scan) -> str:
+    """``; the widest column, 'c', has std 3.1e+37: rescale it`` (or nothing)."""
+    if scan.standardizer is None or not scan.schema.numeric:
+        return ""
+    std = scan.standardizer.std.tolist()
+    j = max(range(len(std)), key=lambda i: std[i] if math.isfinite(std[i]) else -1.0)
+    return (f"; the widest column, {scan.schema.numeric[j]!r}, has std {std[j]:.3g}: rescale "
+            "it")
+
+
 @torch.no_grad()
 def predict_file(model_dir: Path, data: Path, out: Path, prior: str = "true") -> int:
     """Write predictions for every row of ``data`` to the CSV ``out``; returns the count."""
@@ -182,6 +201,12 @@ def predict_file(model_dir: Path, data: Path, out: Path, prior: str = "true") ->
         for batch in iter_batches(data):
             X, _ = encode(batch, schema, with_target=False)
             outp = model(torch.as_tensor(X))
+            bad = ~torch.isfinite(outp).all(1)
+            if bad.any():  # never a NaN probability written as if it were one
+                raise ValueError(f"DATA: {int(bad.sum())} row(s) give non-finite scores (first at "
+                                 f"data row {n + int(bad.nonzero()[0, 0]) + 1}): their values "
+                                 "overflow the model's float32 arithmetic; rescale the columns "
+                                 "with the largest values")
             if schema.task == "classification":
                 proba = outp.softmax(1).numpy()
                 for row in proba:
