@@ -353,3 +353,10 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
                                     str(tmp_path / "p.csv")])
     _one_line(predicted, "DATA: 1 row(s) give non-finite scores (first at data row 18)")
     assert not (tmp_path / "p.csv").exists()
+
+    one["x"] = one["b"]  # the held-out huge row now overflows: no finite validation loss
+    one.to_csv(tmp_path / "two.csv", index=False)
+    fitted = runner.invoke(app, ["fit", str(tmp_path / "two.csv"), "--target", "y", "--out",
+                                 str(tmp_path / "m2"), "--epochs", "1", "--quiet"])
+    assert fitted.exit_code == 0
+    assert "(the last epoch: the validation loss was never finite)" in fitted.stdout
