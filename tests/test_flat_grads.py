@@ -227,3 +227,20 @@ def test_centralization_on_the_buffer_skips_groups_that_opt_out(monkeypatch):
     assert trick.flat is not None and len(trick.flat[1].params) == 1  # the head only
     for p, q in zip(flat.parameters(), per_tensor.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_leaves_a_parameter_that_never_gets_a_gradient_untouched():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.spare = tabular_mlp(6, 3, (8,), seed=0), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.net(x)
+    model = Unused()
+    before = model.spare.weight.detach().clone()
+    gen = torch.Generator().manual_seed(2)
+    X, y = torch.randn(64, 6, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    res = fit(model, (X, y), epochs=2, batch_size=16, log="none",
+              tricks=Tricks(balance=None, clip_norm=1.0, centralize=True))
+    assert torch.equal(res.model.spare.weight, before) and res.model.spare.weight.grad is None
