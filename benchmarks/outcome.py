@@ -39,7 +39,7 @@ from bagoftricks.data import load, stratified_split
 from bagoftricks.models import tabular_mlp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loop_overhead import SmallCNN  # noqa: E402
+from loop_overhead import SmallCNN, adam  # noqa: E402
 
 PUBLISHED = {"mnist1d-mlp": 0.68, "mnist1d-cnn": 0.94}  # the mnist1d README's accuracies
 TASKS = {"mnist1d-mlp": "mnist1d", "mnist1d-cnn": "mnist1d", "mnist1d-zipf": "mnist1d-zipf",
@@ -60,10 +60,6 @@ def model_for(task: str, width: int, k: int, seed: int):
             torch.manual_seed(seed)
             return SmallCNN()
     return tabular_mlp(width, k, seed=seed)
-
-
-def adam(params, lr):
-    return torch.optim.Adam(params, lr=lr)
 
 
 def run(task: str, variant: str, seed: int, epochs: int, data) -> dict:

@@ -305,12 +305,14 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 balance=None if balance == "none" else balance,
                                 device=device, precision=precision, cache=cache_dir)
         if distributed.rank() == 0:
-            typer.echo(f"model written to {out}" + (
-                f" (the best epoch by validation loss: {result.best_epoch} of "
-                f"{len(result.history.epochs)}, {result.best_value:.4f})"
-                if result.best_epoch else " (the last epoch: the validation loss was never "
-                "finite)" if "val_loss" in result.history.epochs[-1]
-                else " (the last epoch: nothing held out to validate)"))
+            if result.best_epoch:
+                kept = (f"the best epoch by validation loss: {result.best_epoch} of "
+                        f"{len(result.history.epochs)}, {result.best_value:.4f}")
+            elif "val_loss" in result.history.epochs[-1]:
+                kept = "the last epoch: the validation loss was never finite"
+            else:
+                kept = "the last epoch: nothing held out to validate"
+            typer.echo(f"model written to {out} ({kept})")
     except KeyboardInterrupt:
         if distributed.rank() == 0 and partial_folder(out).is_dir():
             typer.echo(f"interrupted: checkpoints are kept in {partial_folder(out)}; run the "

@@ -47,7 +47,6 @@ def shifted_moments(x: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.nd
         torch.set_num_threads(threads)
 
 
-
 # reassociation lets the sums vectorize: the result depends on the machine's SIMD width,
 # never on the call
 _SUMS = {"reassoc", "nsz"}

@@ -76,7 +76,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         if leader:
             try:
                 mark_folder(partial, "fit")
-                stack.callback(remove_if_unused, partial)  # no checkpoint: nothing to resume
+                stack.callback(_leave_only_what_resumes, partial, None if cache else folder)
                 if lock:
                     stack.enter_context(run_lock(partial))
                 if not resume:
@@ -97,8 +97,6 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                          checkpoint_dir=partial, resume=resume, seed=seed, log=log,
                          device=device, precision=precision)
         except FloatingPointError as err:  # a data error to the user: say which column
-            if leader and cache is None and not (partial / checkpoint.CHECKPOINT).exists():
-                shutil.rmtree(folder, ignore_errors=True)  # nothing to resume: leave nothing
             what = str(err).split(";")[0].removeprefix("LossAccumulator: ")
             raise ValueError(f"DATA: the training loss is not finite ({what}){_widest(s)}"
                              ) from None
@@ -175,6 +173,14 @@ def is_predictions_file(path: Path) -> bool:
             return next(csv.reader(f), [None])[0] == "prediction"
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
+
+
+def _leave_only_what_resumes(partial: Path, own_cache: Path | None) -> None:
+    """However a run ends: without a checkpoint there is nothing to resume, so the
+    encoded table it keeps in ``partial`` (``own_cache``) goes, and then ``partial``."""
+    if own_cache is not None and not (partial / checkpoint.CHECKPOINT).exists():
+        shutil.rmtree(own_cache, ignore_errors=True)
+    remove_if_unused(partial)
 
 
 def _widest(scan) -> str:
