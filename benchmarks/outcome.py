@@ -21,7 +21,8 @@ metric (mean over the seeds that reached it, and how many did). The rule the def
 follow: a trick is on only where it does not hurt on any task — the defaults with it
 minus without it >= 0 on average, and worse in at most 3 of 8 seeds.
 
-    python benchmarks/outcome.py [--seeds 8] [--epochs 150] [--task mnist1d-cnn] [--quick]
+    python benchmarks/outcome.py [--seeds 8] [--epochs 150] [--task mnist1d-cnn]
+                                 [--run "defaults - balance"] [--quick]
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--task", choices=list(TASKS), action="append")
+    parser.add_argument("--run", action="append",
+                        help="only these runs (repeatable; plain and defaults always run)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 3 epochs, one task")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -98,6 +101,11 @@ def main() -> None:
         tasks, args.seeds, args.epochs = ["mnist1d-zipf"], 2, 3
     variants = ["plain", "defaults"] + [f"defaults - {n}" for n in Tricks().on()] + [
         f"defaults + {n}" for n in Tricks().off()] + ["defaults + plateau on train_loss"]
+    if args.run:
+        unknown = sorted(set(args.run) - set(variants))
+        if unknown:
+            parser.error(f"--run: unknown {unknown}; choose from {variants}")
+        variants = [v for v in variants if v in ("plain", "defaults", *args.run)]
     print("| task | run | final | best | rarest-class recall | final − plain, paired | "
           "seeds beating plain | this run − defaults, paired | seeds it beat the defaults | "
           "epochs to plain's final | s to plain's final |")

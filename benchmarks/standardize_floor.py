@@ -3,10 +3,12 @@ defaults, and the defaults plus standardization at several floors
 (``RunningStandardizer(scale_floor=)``), 8 paired seeds, 150 epochs, the final metric's
 paired difference to the defaults.
 
-``--parts`` adds three variants that take standardization apart (a trick of this file,
-set up from the training inputs as ``Standardization`` is): centering each feature only;
-scaling each feature only, by its std floored at the median std; and one mean and one
-std for all features (per-channel statistics, for an image of one channel).
+``--parts`` adds three variants that take standardization apart: centering each feature
+only (a trick of this file, from float64 statistics of the training inputs); scaling
+each feature only, by its std floored at the median std
+(``Standardization(with_mean=False, scale_floor=1)``); and one mean and one std for all
+features, per-channel statistics for an image or signal of one channel
+(``Tricks(standardize="channel")``).
 
     python benchmarks/standardize_floor.py [--floors 0,0.1,0.25,0.5,1] [--parts] [TASK ...]
 
@@ -30,26 +32,18 @@ from bagoftricks.loop.protocol import Context, Trick
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from outcome import TASKS, model_for, split  # noqa: E402
 
-PARTS = ("center only", "scale only (floor 1)", "one mean and std for all")
 
-
-class Part(Trick):
-    """One part of standardization, from float64 statistics of the training inputs."""
-
-    def __init__(self, part: str) -> None:
-        self.part = part
+class CenterOnly(Trick):
+    """Each feature's float64 training mean subtracted, nothing divided."""
 
     def setup(self, ctx: Context) -> None:
-        X = torch.cat(list(ctx.inputs())).double()
-        mean, std = X.mean(0), X.std(0)
-        if self.part == "center only":
-            std = torch.ones_like(std)
-        elif self.part == "scale only (floor 1)":
-            mean, std = torch.zeros_like(mean), torch.maximum(std, std[std > 0].median())
-        else:
-            mean, std = X.mean(), X.std()
-        mean, std = mean.float().to(ctx.device), std.float().to(ctx.device)
-        ctx.prepare = lambda x: (x - mean) / std
+        mean = torch.cat(list(ctx.inputs())).double().mean(0).float().to(ctx.device)
+        ctx.prepare = lambda x: x - mean
+
+
+PARTS = {"center only": CenterOnly,
+         "scale only (floor 1)": lambda: Standardization(with_mean=False, scale_floor=1.0),
+         "per channel": lambda: Standardization(per="channel")}
 
 
 def main() -> None:
@@ -72,7 +66,7 @@ def main() -> None:
             for variant in variants:
                 tricks = Tricks().build()
                 if variant is not None:  # after the loss accumulation, as Tricks builds it
-                    tricks.insert(1, Part(variant) if variant in PARTS
+                    tricks.insert(1, PARTS[variant]() if variant in PARTS
                                   else Standardization(scale_floor=variant))
                 res = fit(model_for(task, train[0].shape[1], k, seed), train, val_data=val,
                           epochs=args.epochs, seed=seed, log="none", tricks=tricks)

@@ -96,6 +96,18 @@ def test_standardization_is_a_layer_saved_with_the_module():
     torch.testing.assert_close(module(x), module.net(z), rtol=1e-4, atol=1e-4)
 
 
+def test_standardization_per_channel_takes_one_mean_and_std_for_a_flat_signal():
+    module, _ = _fit(BagOfTricks(standardize="channel"), epochs=1)
+    X, _ = data()
+    state = module.state_dict()
+    assert state["bagoftricks_standardize.mean"].shape == (1,)
+    x = X[:4]
+    z = (x - X.mean()) / X.std(unbiased=False)
+    torch.testing.assert_close(module(x), module.net(z), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"^standardize: expected True, False or one of "):
+        BagOfTricks(standardize="pixel")
+
+
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
     monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # seed_everything sets it: undone after
 

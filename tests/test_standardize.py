@@ -7,6 +7,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.preprocessing import StandardScaler
 
 from bagoftricks import RunningStandardizer, Standardize, standardize
+from bagoftricks.standardize import feature_axis, standardize_per
 from distributed import harness
 
 data = hnp.arrays(np.float64, st.tuples(st.integers(2, 120), st.integers(1, 6)),
@@ -125,6 +126,43 @@ def test_a_floor_keeps_rare_strokes_of_blank_pixels_from_dominating():
     assert torch.equal(floored.scale[plain.std > 1.5], plain.std[plain.std > 1.5])
 
 
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 3), st.integers(1, 5)),
+                  elements=st.floats(-1e6, 1e6, allow_nan=False)),
+       st.lists(st.integers(0, 1000), max_size=4), st.booleans())
+def test_no_feature_axis_is_one_mean_and_std_over_every_value(x, cuts, flat):
+    x = x.reshape(len(x), -1) if flat else x  # a signal given flat, or N x C x L
+    s = RunningStandardizer(dim=None).fit(_split(x, cuts))
+    np.testing.assert_allclose(s.mean.numpy(), [x.mean()], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(s.var.numpy(), [x.var()], rtol=1e-10, atol=1e-6)
+    mean, scale = float(s.mean[0]), float(s.scale[0])  # (both checked against NumPy above)
+    np.testing.assert_allclose(s.transform(x).numpy(), (x - mean) / scale, rtol=1e-12)
+    np.testing.assert_allclose(s.inverse_transform(s.transform(x)).numpy(), x,
+                               rtol=1e-9, atol=1e-6)
+    x32 = torch.as_tensor(x).float()  # the float32 layer, to float32's rounding of x
+    if scale > 1e-30:  # (below float32's normals the layer's scale is its smallest normal)
+        torch.testing.assert_close(Standardize(s)(x32), s.transform(x32), rtol=1e-5,
+                                   atol=1e-6 * float(x32.abs().max() / scale + 1))
+    t = RunningStandardizer()
+    t.load_state_dict(s.state_dict())  # the missing axis survives a save
+    assert t.dim is None and torch.equal(t.transform(x), s.transform(x))
+
+
+def test_the_feature_axis_follows_the_inputs_shape_and_what_they_are():
+    assert feature_axis(4) == feature_axis(3, "channel") == 1  # N x C x ...: channels
+    assert feature_axis(2) == -1                               # a table's columns
+    assert feature_axis(2, "channel") is None                  # a flat signal: one channel
+    assert [standardize_per(v) for v in (True, False, "feature", "channel")] == [
+        "feature", None, "feature", "channel"]
+
+
+def test_one_std_for_all_pixels_keeps_blank_ones_small():
+    from sklearn.datasets import load_digits
+
+    x = torch.as_tensor(load_digits().data)
+    s = RunningStandardizer(dim=None).update(x)
+    assert s.transform(x).abs().max() < 3  # (per pixel: above 40; floored: 16)
+
+
 def test_channels_of_images():
     x = torch.randn(8, 3, 5, 5, dtype=torch.float64) * torch.tensor([1.0, 2, 3]).view(1, 3, 1, 1)
     s = RunningStandardizer(dim=1).fit(x.split(3))
@@ -177,6 +215,8 @@ def test_state_dict_and_module():
     (lambda: RunningStandardizer().update(np.ones(3)),
      r"^batch: expected shape .*; use x.reshape\(-1, 1\) for a single feature$"),
     (lambda: RunningStandardizer(dim=3).update(np.ones((3, 2))), "dim: 3 is out of range"),
+    (lambda: RunningStandardizer(dim="1"), "dim: expected an axis .* or None, got '1'"),
+    (lambda: RunningStandardizer(dim=True), "dim: expected an axis"),
     (lambda: RunningStandardizer().update(np.ones((3, 2))).update(np.ones((3, 4))),
      "batch: has 4 features"),
     (lambda: RunningStandardizer().fit([]), "batches: empty"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bagoftricks import Tricks, fit
+from bagoftricks.loop.adapters import Standardization
 from bagoftricks.models import tabular_mlp
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -301,8 +302,6 @@ def test_batch_size_zero_a_changed_loss_and_the_default_log(tmp_path, capsys):
 
 
 def test_fit_can_standardize_by_scaling_only():
-    from bagoftricks.loop.adapters import Standardization
-
     rng = np.random.default_rng(5)
     X = (rng.normal(size=(300, 3)) * [5.0, 1.0, 20.0] + [100.0, -3.0, 7.0]).astype(np.float32)
     y = (X[:, 0] > 100).astype(np.int64)
@@ -314,3 +313,40 @@ def test_fit_can_standardize_by_scaling_only():
     first = res.predictor[0]  # the predictor's standardization: divided, not centered
     torch.testing.assert_close(first(torch.as_tensor(X)),
                                torch.as_tensor(X) / res.standardizer.scale.float())
+
+
+@pytest.mark.parametrize("shape", [(300, 12), (300, 2, 6)])
+def test_fit_standardizes_images_and_signals_per_channel(shape):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=shape) * 3.0 + 10.0
+    if len(shape) == 3:
+        X[:, 1] = X[:, 1] * 50 - 400  # a second channel on another scale
+    X[:, ..., 0] = 0.0  # a position blank in all rows but one (digits' border pixels)
+    X[7, ..., 0] = 30.0
+    X = X.astype(np.float32)
+    y = (X.reshape(len(X), -1)[:, 1] > 10).astype(np.int64)
+    model = torch.nn.Sequential(torch.nn.Flatten(), tabular_mlp(12, 2))
+    res = fit(model, (X, y), epochs=1, tricks=Tricks(standardize="channel", balance=None),
+              log="none")
+    x64 = torch.as_tensor(X, dtype=torch.float64)
+    values = x64.reshape(-1, 1) if len(shape) == 2 else x64.transpose(0, 1).reshape(2, -1).T
+    torch.testing.assert_close(res.standardizer.mean, values.mean(0))
+    torch.testing.assert_close(res.standardizer.std, values.std(0, correction=0))
+    assert res.standardizer.dim == (None if len(shape) == 2 else 1)
+    out = res.predictor[0](torch.as_tensor(X))  # the rare stroke stays in range
+    assert out.abs().max() < 8
+    per_feature = fit(tabular_mlp(12, 2), (X.reshape(300, 12), y), epochs=1, log="none",
+                      tricks=Tricks(standardize=True, balance=None))
+    assert per_feature.standardizer.mean.shape == (12,)
+    assert per_feature.predictor[0](torch.as_tensor(X.reshape(300, 12))).abs().max() > 15
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: Tricks(standardize="pixel"), r"^tricks.standardize: expected True, False or one "
+                                          r"of \('feature', 'channel'\), got 'pixel'$"),
+    (lambda: Standardization(per="row"), r"^per: expected one of 'feature', 'channel', got "
+                                         r"'row'$"),
+])
+def test_standardize_options_are_checked(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

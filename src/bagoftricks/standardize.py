@@ -9,6 +9,7 @@ loaded. Zero-variance features get scale 1.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 import torch
@@ -19,6 +20,29 @@ from .kernels import shifted_moments
 from .moments import chan_merge
 
 _POLICIES = ("raise", "omit")
+PER = ("feature", "channel")  # what the statistics are per; see ``feature_axis``
+TRAINING_FLOOR = 0.25  # the scale floor training uses (README: image-like inputs)
+
+
+def standardize_per(value, name: str = "standardize") -> str | None:
+    """What a ``standardize`` switch asks for: ``"feature"`` (also ``True``), ``"channel"``
+    or ``None`` (``False``); anything else is one error naming ``name``."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "feature"
+    if value not in PER:
+        raise ValueError(f"{name}: expected True, False or one of {PER}, got {value!r}")
+    return value
+
+
+def feature_axis(ndim: int, per: str = "feature") -> int | None:
+    """The ``dim`` for batches of ``ndim`` axes: the channels (axis 1) of ``N x C x ...``
+    inputs; for a 2-D batch a table's columns (``per="feature"``, axis -1) or, for an
+    image or signal given flat (``per="channel"``), none: one channel of positions."""
+    if ndim > 2:
+        return 1
+    return -1 if per == "feature" else None
 
 
 def shifted_sums(rows: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> tuple:
@@ -28,13 +52,24 @@ def shifted_sums(rows: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> 
     return out.sum(0, dtype=torch.float64), out.square_().sum(0, dtype=torch.float64)
 
 
+def _stat_shape(ndim: int, dim: int | None) -> list:
+    """The shape that broadcasts per-feature statistics over a batch of ``ndim`` axes
+    (one value for all when ``dim`` is None)."""
+    shape = [1] * ndim
+    if dim is not None:
+        shape[dim] = -1
+    return shape
+
+
 class RunningStandardizer:
     """Per-feature mean and standard deviation accumulated one batch at a time.
 
     Parameters
     ----------
     dim : the feature axis of a batch (``-1`` for tabular ``(n, p)``, ``1`` for channels of
-        ``(N, C, H, W)``); statistics reduce over every other axis.
+        ``(N, C, H, W)``); statistics reduce over every other axis. ``None``: no feature
+        axis, one mean and one std over every value (an image or signal of one channel,
+        given flat as ``(n, positions)``).
     unbiased : divide M2 by ``count - 1`` instead of ``count`` (population, the default,
         matches scikit-learn's ``StandardScaler``).
     nan_policy : ``"raise"`` (a NaN in a batch is an error) or ``"omit"`` (NaNs are left
@@ -49,7 +84,7 @@ class RunningStandardizer:
         standardizing hurts").
     """
 
-    def __init__(self, dim: int = -1, unbiased: bool = False, nan_policy: str = "raise",
+    def __init__(self, dim: int | None = -1, unbiased: bool = False, nan_policy: str = "raise",
                  scale_floor: float = 0.0, with_mean: bool = True):
         if nan_policy not in _POLICIES:
             raise ValueError(f"nan_policy: expected one of {_POLICIES}, got {nan_policy!r}")
@@ -57,7 +92,10 @@ class RunningStandardizer:
             raise ValueError(f"scale_floor: expected a number >= 0, got {scale_floor!r}")
         if not isinstance(with_mean, bool):
             raise ValueError(f"with_mean: expected True or False, got {with_mean!r}")
-        self.dim, self.unbiased, self.nan_policy = int(dim), bool(unbiased), nan_policy
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
+            raise ValueError(f"dim: expected an axis (an integer) or None, got {dim!r}")
+        self.dim = None if dim is None else int(dim)
+        self.unbiased, self.nan_policy = bool(unbiased), nan_policy
         self.scale_floor, self.with_mean = float(scale_floor), bool(with_mean)
         self.count = self.mean_ = self.m2 = None  # per feature, float64
         self._buf = None                          # scratch space (GPU path) across batches
@@ -73,11 +111,14 @@ class RunningStandardizer:
         if x.ndim < 2:
             raise ValueError(f"batch: expected shape (n, features, ...), got {tuple(x.shape)}; "
                              "use x.reshape(-1, 1) for a single feature")
-        if not -x.ndim <= self.dim < x.ndim:
+        if self.dim is None:
+            rows = x.reshape(-1, 1)
+        elif -x.ndim <= self.dim < x.ndim:
+            x = x.movedim(self.dim, -1)
+            rows = x.reshape(-1, x.shape[-1])
+        else:
             raise ValueError(f"dim: {self.dim} is out of range for a batch of shape "
                              f"{tuple(x.shape)}")
-        x = x.movedim(self.dim, -1)
-        rows = x.reshape(-1, x.shape[-1])
         if self.count is not None and rows.shape[1] != self.count.shape[0]:
             raise ValueError(f"batch: has {rows.shape[1]} features, earlier batches had "
                              f"{self.count.shape[0]}")
@@ -214,14 +255,14 @@ class RunningStandardizer:
     def _check_width(self, x: torch.Tensor) -> None:
         self._check_fitted()
         width = self.count.shape[0]
+        if self.dim is None:
+            return
         if not -x.ndim <= self.dim < x.ndim or x.shape[self.dim] != width:
             raise ValueError(f"batch: shape {tuple(x.shape)} has no axis {self.dim} of "
                              f"{width} features, the width this standardizer was fitted on")
 
     def _broadcast(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        shape = [1] * x.ndim
-        shape[self.dim] = -1
-        return value.to(device=x.device).reshape(shape)
+        return value.to(device=x.device).reshape(_stat_shape(x.ndim, self.dim))
 
     def transform(self, batch) -> torch.Tensor:
         """``(batch - shift) / scale``, computed in float64, returned in the batch's
@@ -248,7 +289,8 @@ class RunningStandardizer:
                 "scale_floor": self.scale_floor, "with_mean": self.with_mean}
 
     def load_state_dict(self, state: dict) -> None:
-        self.dim, self.unbiased = int(state["dim"]), bool(state["unbiased"])
+        self.dim = None if state["dim"] is None else int(state["dim"])
+        self.unbiased = bool(state["unbiased"])
         self.nan_policy = state["nan_policy"]
         self.scale_floor = float(state.get("scale_floor", 0.0))  # (older states: none)
         self.with_mean = bool(state.get("with_mean", True))
@@ -262,7 +304,7 @@ class Standardize(nn.Module):
     """
 
     def __init__(self, standardizer: RunningStandardizer | None = None, *,
-                 num_features: int | None = None, dim: int = -1) -> None:
+                 num_features: int | None = None, dim: int | None = -1) -> None:
         """From a fitted ``standardizer``, or empty (``num_features`` wide, identity
         until a saved ``state_dict`` is loaded into it)."""
         super().__init__()
@@ -278,8 +320,7 @@ class Standardize(nn.Module):
         self.register_buffer("scale", scale.float().clamp(min=torch.finfo(torch.float32).tiny))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == self.mean.dtype and self.dim in (-1, x.ndim - 1):
+        if x.dtype == self.mean.dtype and self.dim in (None, -1, x.ndim - 1):
             return (x - self.mean) / self.scale  # features last: plain broadcasting
-        shape = [1] * x.ndim
-        shape[self.dim] = -1
+        shape = _stat_shape(x.ndim, self.dim)
         return (x - self.mean.reshape(shape).to(x.dtype)) / self.scale.reshape(shape).to(x.dtype)

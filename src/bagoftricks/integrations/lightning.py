@@ -16,7 +16,10 @@ What it does, each switchable:
   it exactly once under DDP: each rank gets its share, the ranks together the whole
   oversampled epoch); ``"weights"`` and ``"logit_adjust"`` need the module's training
   step to use ``callback.loss(logits, y)`` (checked at the first batch).
-- ``standardize``: per-feature mean and std from one pass over the train loader, held
+- ``standardize``: mean and std from one pass over the train loader, as ``fit``'s
+  ``Standardization`` computes them (``True`` or ``"feature"``: per column of a table,
+  per channel of ``N x C x ...`` inputs; ``"channel"``: an image or signal given flat is
+  one channel; the same scale floor), held
   by a ``Standardize`` layer registered on the module (``bagoftricks_standardize``, so
   checkpoints save it) and applied to the first argument of ``module(x)`` by a forward
   pre-hook: the training step must call ``self(x)`` (checked at the first batch).
@@ -36,6 +39,7 @@ Its state (the plateau schedulers) is saved in Lightning checkpoints and restore
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 
@@ -49,7 +53,13 @@ from ..centralize import Centralized
 from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
-from ..standardize import RunningStandardizer, Standardize
+from ..standardize import (
+    TRAINING_FLOOR,
+    RunningStandardizer,
+    Standardize,
+    feature_axis,
+    standardize_per,
+)
 from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
@@ -70,13 +80,14 @@ class BagOfTricks(pl.Callback):
     """
 
     def __init__(self, *, labels=None, bias_init: bool = True, balance: str | None = None,
-                 tau: float = 1.0, standardize: bool = False, centralize: bool = True,
+                 tau: float = 1.0, standardize: bool | str = False, centralize: bool = True,
                  plateau: bool = True, monitor: str = "val_loss", mode: str = "min",
                  plateau_options: dict | None = None, log_loss: bool = True,
                  seed: int | None = None) -> None:
         check_balance(balance, tau)
         self.labels, self.balance, self.tau = labels, balance, tau
-        self.bias_init, self.standardize, self.centralize = bias_init, standardize, centralize
+        self.standardize = standardize_per(standardize)  # None, "feature" or "channel"
+        self.bias_init, self.centralize = bias_init, centralize
         self.plateau, self.monitor = plateau, monitor
         self.plateau_options = {"mode": mode, **(plateau_options or {})}
         self.log_loss, self.seed = log_loss, seed
@@ -111,9 +122,11 @@ class BagOfTricks(pl.Callback):
             self._checks["loss"] = False
 
     def _add_standardization(self, pl_module, loader) -> None:
-        standardizer = RunningStandardizer()
-        for batch in loader:
-            standardizer.update(_inputs(batch))
+        batches = (_inputs(batch) for batch in loader)
+        first = next(batches)
+        standardizer = RunningStandardizer(dim=feature_axis(first.ndim, self.standardize),
+                                           scale_floor=TRAINING_FLOOR)
+        standardizer.fit(itertools.chain([first], batches))
         pl_module.add_module(STANDARDIZE_NAME, Standardize(standardizer))
         self._checks["standardize"] = False
 
