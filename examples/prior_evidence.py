@@ -4,15 +4,17 @@ On mnist1d-zipf, digits-zipf and breast-cancer-rare, an MLP (128-64) is trained 
 ``fit`` ships (its default optimizer, learning rate, batch size and tricks) with each
 balance option: none ("plain"), balanced weights, oversampling and the logit-adjusted
 loss (the default); the plain model is also adjusted post hoc (Menon et al., 2021).
-20% of the training set is held out to pick the best epoch by validation loss.
+20% of the training set is held out to pick the best epoch (by calibrated validation loss,
+as `fit` does by default).
 
 - Decisions: balanced accuracy and the rarest class's recall on held-out data, each
   model's balanced scores deciding (the plain model's own scores for "plain").
 - Probabilities: on held-out data resampled to the *training* prior, the log loss and
   the worst ratio of a class's mean predicted probability to its rate, with the
-  correction to the true prior (what ``predict`` outputs) and without it (raw logits).
+  correction to the true prior (what ``predict`` outputs) and without it (the effective
+  prior the raw logits model; both temperature-scaled as the predictor is).
 
-    python examples/prior_evidence.py [--seeds 5] [--epochs 150] [--quick]
+    python examples/prior_evidence.py [--seeds 5] [--epochs 150] [--lr 1e-3] [--quick]
 """
 
 from __future__ import annotations
@@ -70,10 +72,11 @@ def calibration(p, y, k):
     """(log loss, the worst |mean predicted probability / rate - 1| over classes)."""
     rates = np.bincount(y, minlength=k) / len(y)
     worst = np.max(np.abs(p.mean(0) / rates - 1))
-    return log_loss(y, np.clip(p, 1e-7, 1), labels=np.arange(k)), worst
+    p = np.clip(p, 1e-7, 1)
+    return log_loss(y, p / p.sum(1, keepdims=True), labels=np.arange(k)), worst
 
 
-def run(name: str, seeds: int, epochs: int):
+def run(name: str, seeds: int, epochs: int, options: dict):
     rows = {v: [] for v in [*VARIANTS, "plain, adjusted post hoc"]}
     for seed in range(seeds):
         X, y, Xh, yh = dataset(name, seed)
@@ -86,7 +89,7 @@ def run(name: str, seeds: int, epochs: int):
             t0 = time.perf_counter()
             res = fit(tabular_mlp(X.shape[1], k, seed=seed), (X[tr], y[tr]),
                       val_data=(X[va], y[va]), epochs=epochs, tricks=Tricks(balance=balance),
-                      seed=seed, log="none")
+                      seed=seed, log="none", **options)
             seconds = time.perf_counter() - t0
             deciders = {variant: res.predictor if balance is None
                         else res.predictor_for("balanced")}
@@ -111,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--lr", type=float, help="instead of fit's default learning rate")
     parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, one dataset")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -122,7 +126,7 @@ def main() -> None:
     print(header)
     print("|" + "---|" * 10)
     for name in names:
-        results = run(name, args.seeds, args.epochs)
+        results = run(name, args.seeds, args.epochs, {} if args.lr is None else {"lr": args.lr})
         plain_loss = results["plain"][:, 2].mean()
         for key, r in results.items():
             print(f"| {name} | {key} | {cell(r[:, 0])} | {cell(r[:, 1])} | {cell(r[:, 2])} | "

@@ -216,7 +216,8 @@ def _predict(model_dir, data, out):
     return runner.invoke(app, ["predict", str(model_dir), str(data), "--out", str(out)])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "config-huge", "config-text"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "config-huge", "config-text",
+                                    "temperature-zero", "temperature-text"])
 def test_a_damaged_model_folder_is_one_line(model_dir, tmp_path, damage):
     weights, config = model_dir / "model.pt", model_dir / "config.json"
     if damage == "garbage":
@@ -226,6 +227,10 @@ def test_a_damaged_model_folder_is_one_line(model_dir, tmp_path, damage):
     elif damage == "config-huge":
         cfg = json.loads(config.read_text())
         config.write_text(json.dumps({**cfg, "hidden": [200_000, 200_000]}))
+    elif damage.startswith("temperature"):
+        cfg = json.loads(config.read_text())
+        assert "temperature" in cfg
+        config.write_text(json.dumps({**cfg, "temperature": 0 if "zero" in damage else "hot"}))
     else:
         config.write_text("{not json")
     _one_line(_predict(model_dir, tmp_path / "data.csv", tmp_path / "p.csv"),

@@ -8,7 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bagoftricks import __version__
+from bagoftricks.calibration import Temperature
 from bagoftricks.cli import app
+from bagoftricks.model_io import load_model
 
 runner = CliRunner()
 
@@ -78,6 +80,11 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     assert {p.name for p in out.iterdir()} == {"model.pt", "schema.json", "config.json",
                                                ".bagoftricks"}
     assert not (tmp_path / "model.partial").exists()
+    cfg = json.loads((out / "config.json").read_text())  # the kept epoch's temperature
+    assert cfg["temperature"] == cfg["history"][cfg["best_epoch"] - 1]["temperature"]
+    layers = list(load_model(out)[0])
+    assert isinstance(layers[-2], Temperature) and float(layers[-2].temperature) == \
+        pytest.approx(cfg["temperature"])
     preds = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", str(out), str(churn_csv), "--out", str(preds)])
     assert result.exit_code == 0, result.output

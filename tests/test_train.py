@@ -133,7 +133,7 @@ def _val_loss(model, prepare, val):
 def test_the_returned_model_is_the_best_epoch_by_validation_loss():
     train, val = _overfitting_problem()
     res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=25, batch_size=16,
-              lr=1e-2, tricks=Tricks.none(), log="none")
+              lr=1e-2, tricks=Tricks.none(), log="none", keep_best="val_loss")
     losses = res.history.series("val_loss")
     assert res.best_epoch == int(np.argmin(losses)) + 1 < 25  # it did overfit
     assert res.best_value == min(losses)
@@ -142,6 +142,26 @@ def test_the_returned_model_is_the_best_epoch_by_validation_loss():
                lr=1e-2, tricks=Tricks.none(), log="none", keep_best=None)
     assert last.best_epoch is None
     assert _val_loss(last.model, torch.nn.Identity(), val) == pytest.approx(losses[-1], abs=1e-6)
+    assert last.temperature == last.history.epochs[-1]["temperature"]
+
+
+def test_a_classifier_keeps_the_best_epoch_by_calibrated_validation_loss():
+    """The default: the validation log loss after temperature scaling; the predictor
+    divides by that epoch's temperature and scores exactly that loss."""
+    train, val = _overfitting_problem()
+    res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=25, batch_size=16,
+              lr=1e-2, tricks=Tricks.none(), log="none")
+    calibrated = res.history.series("calibrated_val_loss")
+    assert res.best_epoch == int(np.argmin(calibrated)) + 1 and res.best_value == min(
+        calibrated)
+    kept = res.history.epochs[res.best_epoch - 1]
+    assert res.temperature == kept["temperature"] != 1.0
+    assert all(c <= v + 1e-6 for c, v in zip(calibrated, res.history.series("val_loss"),
+                                             strict=True))  # T = 1 is a candidate
+    assert _val_loss(res.predictor, torch.nn.Identity(), val) == pytest.approx(
+        min(calibrated), abs=1e-6)
+    assert _val_loss(res.model, torch.nn.Identity(), val) == pytest.approx(
+        kept["val_loss"], abs=1e-6)  # the raw model: the uncalibrated loss
 
 
 def test_keep_best_on_a_maximized_metric_and_the_predictor_standardizes():

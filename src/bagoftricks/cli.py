@@ -306,7 +306,9 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 device=device, precision=precision, cache=cache_dir)
         if distributed.rank() == 0:
             if result.best_epoch:
-                kept = (f"the best epoch by validation loss: {result.best_epoch} of "
+                by = ("calibrated validation loss" if result.task == "classification"
+                      else "validation loss")
+                kept = (f"the best epoch by {by}: {result.best_epoch} of "
                         f"{len(result.history.epochs)}, {result.best_value:.4f}")
             elif "val_loss" in result.history.epochs[-1]:
                 kept = "the last epoch: the validation loss was never finite"

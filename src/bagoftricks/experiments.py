@@ -59,7 +59,9 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
     classification = runs[0].result.task == "classification"
     metric_name = "balanced_accuracy" if classification else "r2"
     label = "balanced acc" if classification else "R²"
-    header = ["run", "best val loss", "minus plain's, paired", "lower than plain",
+    kept_by = "calibrated_val_loss" if classification else "val_loss"  # as fit keeps
+    header = ["run", f"best {'calibrated ' if classification else ''}val loss",
+              "minus plain's, paired", "lower than plain",
               "epoch of best", "epochs to plain's best", f"{label} at best", f"final {label}",
               "seconds"]
     rows, stats = [], {}
@@ -68,10 +70,10 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
         best, at, reach, at_best, metric, secs = [], [], [], [], [], []
         for r in mine:
             h = r.result.history
-            val = h.series("val_loss")
+            val = h.series(kept_by)
             best.append(min(val))
             at.append(int(np.argmin(val)) + 1)
-            target = min(plain[r.seed].series("val_loss"))
+            target = min(plain[r.seed].series(kept_by))
             hit = [i + 1 for i, v in enumerate(val) if v <= target]
             reach.append(hit[0] if hit else np.nan)
             at_best.append(h.epochs[at[-1] - 1][metric_name])  # the model fit returns
@@ -79,7 +81,7 @@ def summarize(runs: list[Run]) -> tuple[list[str], list[list[str]], dict]:
             secs.append(sum(h.series("seconds")))
         stats[name] = {"best_val_loss": best, "epoch_of_best": at, "epochs_to_plain_best": reach,
                        "metric_at_best": at_best, "final_metric": metric, "seconds": secs}
-        diff = np.array(best) - np.array([min(plain[r.seed].series("val_loss")) for r in mine])
+        diff = np.array(best) - np.array([min(plain[r.seed].series(kept_by)) for r in mine])
         rows.append([name, _mean_std(best), "–" if name == "plain" else _mean_std(diff),
                      "–" if name == "plain" else f"{(diff < 0).sum()}/{len(diff)} seeds",
                      _mean_std(at, ".1f"), _mean_std(reach, ".1f"), _mean_std(at_best),

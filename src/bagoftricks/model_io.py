@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
 from . import distributed, table_cache
+from .calibration import BOUNDS, Temperature
 from .data import stratified_split
 from .files import (
     atomic_file,
@@ -55,7 +56,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                    balance: str | None = "logit_adjust", device: str = "auto",
                    precision: str = "32", cache: Path | None = None) -> FitResult:
     """Scan, encode into a memory-mapped cache, train with the default tricks (10% held out for
-    the metrics, the best epoch by validation loss kept), and write ``out``; returns
+    the metrics, the best epoch by calibrated validation loss kept), and write ``out``; returns
     the ``FitResult``.
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
@@ -105,7 +106,8 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                        else Standardize(num_features=X.shape[1]))  # identity: same format
         full = nn.Sequential(standardize, model).cpu()
         priors = {} if result.prior is None else {
-            "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist()}
+            "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist(),
+            "temperature": result.temperature}
 
         def write(folder: Path) -> None:
             atomic_save(full.state_dict(), folder / "model.pt")
@@ -146,6 +148,9 @@ def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]
             true_prior = check_prior(cfg["prior"], "prior", cfg["out_features"])
             effective = check_prior(cfg["effective_prior"], "effective_prior",
                                     cfg["out_features"])
+            temperature = float(cfg.get("temperature", 1.0))  # (older folders: none)
+            if not BOUNDS[0] <= temperature <= BOUNDS[1]:
+                raise ValueError("temperature")
     except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError,
             pickle.UnpicklingError):
         raise broken from None
@@ -160,7 +165,7 @@ def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]
         raise broken from None
     if schema.task == "classification":
         target = parse_prior(prior, schema.classes, true_prior)
-        model = nn.Sequential(*layers, PriorShift(effective, target))
+        model = nn.Sequential(*layers, Temperature(temperature), PriorShift(effective, target))
     elif prior != "true":
         raise ValueError("--prior: only for a classifier (this model is a regression)")
     return model.eval(), schema

@@ -48,11 +48,13 @@ class BestEpoch:
         self.weights, self.stale = state["weights"], state["stale"]
 
 
-def best_tracker(keep_best, patience, has_val: bool) -> BestEpoch | None:
-    """``keep_best``: "auto" (val_loss when there is validation data, else None), None,
-    a metric name (its direction known), or ``(name, "min" | "max")``."""
+def best_tracker(keep_best, patience, has_val: bool, classifier: bool) -> BestEpoch | None:
+    """``keep_best``: "auto" (with validation data, a classifier's calibrated_val_loss and
+    a regression's val_loss; else None), None, a metric name (its direction known), or
+    ``(name, "min" | "max")``."""
     if keep_best == "auto":
-        keep_best = "val_loss" if has_val else None
+        keep_best = None if not has_val else (
+            "calibrated_val_loss" if classifier else "val_loss")
     if patience is not None:
         check_int("patience", patience, 1)
         if keep_best is None:

@@ -7,33 +7,46 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from ..calibration import calibrated_nll, fit_temperature
 from ..metrics import classification_metrics, regression_metrics
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
-             num_classes: int | None, shift: nn.Module | None = None) -> dict:
+             num_classes: int | None, shift: nn.Module | None = None,
+             seen: torch.Tensor | None = None) -> dict:
     """``val_loss`` and the metrics of ``model`` on the ``(x, y)`` batches of the
     validation data, in eval mode (the model is put back in train mode); ``shift`` moves
     a classifier's logits to the prior it predicts under (see ``FitResult.predictor``).
-    The metrics are computed on the CPU, once."""
+    A classifier's record adds the ``temperature`` fitted to these logits (on the rows of
+    the classes ``seen`` in training: the model cannot predict the others; 1 where the
+    logits are not finite) and the ``calibrated_val_loss`` under it. The metrics are
+    those of the scores under the shifted prior without the temperature (as before it
+    was fitted: with a prior shift, dividing by T moves decisions toward the prior), on
+    the CPU, once."""
     model.eval()
     outs, ys = [], []
     for xb, yb in batches:
         outs.append(model(prepare(xb)).float())
         ys.append(yb)
     out, y = torch.cat(outs), torch.cat(ys)
-    if shift is not None:
-        out = shift(out)
     model.train()
     out, y = out.cpu(), y.cpu()
     if head == "softmax":
         if num_classes > out.shape[1]:
             raise ValueError(f"val_data: label {num_classes - 1} is beyond the model's "
                              f"{out.shape[1]} outputs")
-        out = out[:, :num_classes]
-        val = nn.functional.cross_entropy(out, y).item()
-        return {"val_loss": val, **classification_metrics(y.numpy(), out.softmax(1).numpy())}
+        c = shift.shift.cpu() if shift is not None else torch.zeros(out.shape[1])
+        raw, c = out[:, :num_classes], c[:num_classes]
+        fitted = torch.ones(len(y), dtype=torch.bool) if seen is None else seen.cpu()[y]
+        finite = bool(torch.isfinite(raw).all())
+        t = fit_temperature(raw[fitted], y[fitted], c) if finite and bool(fitted.any()) else 1.0
+        scores = raw + c
+        val_loss = nn.functional.cross_entropy(scores, y).item()
+        return {"val_loss": val_loss,
+                "calibrated_val_loss": calibrated_nll(raw, y, t, c) if finite else val_loss,
+                "temperature": t,
+                **classification_metrics(y.numpy(), scores.softmax(1).numpy())}
     pred = out.reshape(y.shape)
     return {"val_loss": nn.functional.mse_loss(pred, y.float()).item(),
             **regression_metrics(y.numpy(), pred.numpy())}

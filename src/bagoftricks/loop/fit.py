@@ -90,8 +90,11 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     callbacks : ``callback(record)`` after each epoch (rank 0).
     log : ``"auto"`` (a bar on a terminal, else lines), ``"bar"``, ``"lines"`` or ``"none"``.
     keep_best : the metric whose best epoch's weights the returned model holds (``"auto"``:
-        ``"val_loss"`` with ``val_data``; a name such as ``"balanced_accuracy"``, whose
-        direction is known, or ``(name, "min" | "max")``; ``None`` keeps the last epoch).
+        with ``val_data``, a classifier's ``"calibrated_val_loss"``, the validation log
+        loss after temperature scaling, and a regression's ``"val_loss"``; a name such as
+        ``"balanced_accuracy"``, whose direction is known, or ``(name, "min" | "max")``;
+        ``None`` keeps the last epoch). A classifier's predictor divides its logits by
+        the temperature fitted at the epoch it keeps (``FitResult.temperature``).
     patience : stop after that many epochs without improvement of ``keep_best``.
 
     Returns
@@ -122,7 +125,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     config = tricks
     tricks = list(tricks.build() if isinstance(tricks, Tricks) else tricks)
     _check_tricks(tricks, checkpoint_dir is not None)
-    best = best_tracker(keep_best, patience, val_data is not None)
+    best = best_tracker(keep_best, patience, val_data is not None, head == "softmax")
 
     auto_lr = lr == "auto"
     if not auto_lr:
@@ -148,6 +151,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
                         logit_adjustment=ctx.logit_adjustment, seed=seed).suggestion
         for group in ctx.optimizer.param_groups:  # every rank takes the same LR
             group["lr"] = distributed.mean_over_ranks(found)
+    seen = prior > 0 if head == "softmax" else None  # the classes training had
     # validation scores the model as it will predict: under the training data's prior
     to_true = None if head != "softmax" or torch.equal(ctx.prior, prior) else PriorShift(
         ctx.prior, prior).to(device)
@@ -257,7 +261,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             if val_data is not None:
                 with autocast:
                     record.update(evaluate(model, val_data.validation(), prepare, head, k,
-                                           to_true))
+                                           to_true, seen))
             for hook in epoch_end:
                 hook(ctx, record)
             record["seconds"] = time.perf_counter() - t0
@@ -271,8 +275,11 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     if best is not None and best.weights is not None:
         model.load_state_dict(best.weights)
     model.to(home)
+    kept = history.epochs[best.epoch - 1] if best is not None and best.epoch else (
+        history.epochs[-1] if history.epochs else {})  # (a resume past the end: none)
     return FitResult(model, history, ctx.standardizer, task, k,
-                     best and best.epoch, best and best.value, prior, ctx.prior)
+                     best and best.epoch, best and best.value, prior, ctx.prior,
+                     kept.get("temperature", 1.0))
 
 
 def adam(params, lr: float) -> torch.optim.Adam:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..calibration import Temperature
 from ..flat_grads import FlatGradients
 from ..prior import PriorShift, check_prior
 from ..sampler import EpochSampler
@@ -124,15 +125,19 @@ class FitResult:
     best_value: float | None = None
     prior: torch.Tensor | None = None            # the training labels' class prior
     effective_prior: torch.Tensor | None = None  # the prior the raw logits model
+    temperature: float = 1.0  # what the predictor divides the logits by (calibration)
 
     def predictor_for(self, prior=None) -> nn.Module:
         """The ready-to-use module: the standardization layer (if any), the model, and
-        for a classifier the shift of its logits from the effective prior to ``prior``
+        for a classifier the division of its logits by ``temperature`` and their shift
+        from the effective prior to ``prior``
         (default: the training data's true prior; ``"balanced"``: uniform over the classes
         seen in training; or K probabilities, a deployment prior, positive for every class
         seen in training and 0 for the others)."""
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
+        if self.temperature != 1.0:
+            layers.append(Temperature(self.temperature))
         if self.prior is not None:
             seen = (self.prior > 0).numpy()  # the classes the training data had
             if prior is None:

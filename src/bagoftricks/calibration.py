@@ -1,0 +1,93 @@
+"""Temperature scaling (Guo et al., 2017): one scalar ``T`` that divides a classifier's
+logits so that its probabilities on held-out data have the least log loss.
+
+A network trained on past the epoch of least validation loss keeps gaining accuracy
+while its probabilities grow overconfident (the mnist1d MLP: validation loss 1.04 at
+epoch 8, 3.9 at epoch 150, accuracy 59% then 66%). Dividing the logits by ``T`` leaves
+the ranking of the classes alone and removes the overconfidence; the log loss after
+that, the *calibrated* validation loss, is what ``fit`` keeps the best epoch by.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+BOUNDS = (1e-2, 1e2)  # the temperatures fit_temperature may return
+
+
+def calibrated_nll(logits, y, temperature: float, shift=None) -> float:
+    """Mean ``-log softmax(logits / T + shift)[y]``, in float64."""
+    z, y, c = _checked(logits, y, shift)
+    return _nll(1 / temperature, z, y, c)
+
+
+def fit_temperature(logits, y, shift=None) -> float:
+    """The ``T`` in ``BOUNDS`` minimizing ``calibrated_nll`` (``shift``: a prior
+    correction added after the division, as the predictor adds it). The log loss is
+    convex in ``a = 1 / T``: Newton's method on ``a``, each step halved until the loss
+    does not rise. NumPy float64 throughout (tensors are read once)."""
+    z, y, c = _checked(logits, y, shift)
+    zy = z[np.arange(len(y)), y]
+    lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
+    a, f = 1.0, _nll(1.0, z, y, c)
+    for _ in range(100):
+        s = a * z + c
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        mean_z = (p * z).sum(1)
+        grad = (mean_z - zy).mean()
+        curv = ((p * z * z).sum(1) - mean_z**2).mean()
+        step = grad / curv if curv > 0 else grad
+        while True:
+            b = min(max(a - step, lo), hi)
+            fb = _nll(b, z, y, c)
+            if fb <= f or abs(b - a) <= 1e-12 * a:
+                break
+            step /= 2
+        done = abs(b - a) <= 1e-10 * a
+        if fb <= f:
+            a, f = b, fb
+        if done:
+            break
+    return float(1 / a)
+
+
+def _nll(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray) -> float:
+    s = a * z + c
+    top = s.max(1)
+    lse = top + np.log(np.exp(s - top[:, None]).sum(1))
+    return float((lse - s[np.arange(len(y)), y]).mean())
+
+
+def _checked(logits, y, shift) -> tuple:
+    """(logits, labels, shift) as float64/int64 NumPy arrays, or one clear error."""
+    z = np.asarray(logits.detach().cpu() if isinstance(logits, torch.Tensor) else logits,
+                   dtype=np.float64)
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if z.ndim != 2 or z.shape[1] < 1:
+        raise ValueError(f"logits: expected shape (n, classes), got {z.shape}")
+    if len(z) == 0 or not np.isfinite(z).all():
+        raise ValueError("logits: expected at least one row, all finite")
+    if y.shape != (len(z),) or not np.issubdtype(y.dtype, np.integer) or (
+            y.min() < 0 or y.max() >= z.shape[1]):
+        raise ValueError(f"y: expected {len(z)} class indices in [0, {z.shape[1]}), got "
+                         f"shape {y.shape} of {y.dtype}")
+    c = np.zeros(z.shape[1]) if shift is None else np.asarray(
+        shift.detach().cpu() if isinstance(shift, torch.Tensor) else shift, dtype=np.float64)
+    if c.shape != (z.shape[1],):
+        raise ValueError(f"shift: expected {z.shape[1]} values, got shape {c.shape}")
+    return z, y.astype(np.int64), c
+
+
+class Temperature(nn.Module):
+    """Divides logits by a fitted temperature: the layer of a predictor between the
+    model and its prior shift."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits / self.temperature.to(logits.dtype)

@@ -1,0 +1,75 @@
+"""Temperature scaling against SciPy's bounded scalar minimizer, and in the predictor."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize_scalar
+
+from bagoftricks.calibration import BOUNDS, Temperature, calibrated_nll, fit_temperature
+
+
+@st.composite
+def problems(draw):
+    n, k = draw(st.integers(1, 60)), draw(st.integers(2, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    z = rng.normal(size=(n, k)) * draw(st.floats(0.01, 30))
+    y = rng.integers(0, k, n)
+    z[np.arange(n), y] += draw(st.floats(0, 6))  # from noise to separable
+    shift = rng.normal(size=k) * 3 if draw(st.booleans()) else None
+    return z, y, shift
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_the_temperature_minimizes_the_log_loss_as_scipy_finds_it(problem):
+    z, y, shift = problem
+    t = fit_temperature(torch.as_tensor(z), torch.as_tensor(y), shift)
+    assert type(t) is float and BOUNDS[0] <= t <= BOUNDS[1]  # (a record saves it)
+    ref = minimize_scalar(lambda u: calibrated_nll(z, y, float(np.exp(u)), shift),
+                          bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-10})
+    ours = calibrated_nll(z, y, t, shift)
+    assert ours <= ref.fun + 1e-9 * max(1.0, abs(ref.fun))
+    assert ours <= calibrated_nll(z, y, 1.0, shift) + 1e-12  # never worse than none
+
+
+def test_the_log_loss_against_a_direct_float64_formula():
+    rng = np.random.default_rng(1)
+    z, y, c = rng.normal(size=(50, 4)) * 5, rng.integers(0, 4, 50), rng.normal(size=4)
+    s = z / 2.5 + c
+    expected = np.mean(np.log(np.exp(s).sum(1)) - s[np.arange(50), y])
+    assert calibrated_nll(z, y, 2.5, c) == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_overconfident_model_gets_a_temperature_above_one_and_a_timid_one_below():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 2000)
+    truth = rng.normal(size=(2000, 3))
+    truth[np.arange(2000), y] += 1.0
+    labels = np.array([rng.choice(3, p=np.exp(r) / np.exp(r).sum()) for r in truth])
+    assert fit_temperature(truth, labels) == pytest.approx(1.0, abs=0.1)  # calibrated
+    assert fit_temperature(truth * 4, labels) == pytest.approx(4.0, rel=0.1)
+    assert fit_temperature(truth / 4, labels) == pytest.approx(0.25, rel=0.1)
+
+
+def test_the_temperature_layer_divides_and_keeps_the_ranking():
+    z = torch.randn(8, 3)
+    layer = Temperature(2.0)
+    torch.testing.assert_close(layer(z), z / 2)
+    assert torch.equal(layer(z).argmax(1), z.argmax(1))
+    assert set(dict(layer.named_buffers())) == {"temperature"}  # saved with a model
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.ones(3), np.zeros(3, int)), r"^logits: expected shape \(n, classes\)"),
+    ((np.full((2, 2), np.nan), np.zeros(2, int)), "^logits: expected at least one row, all"),
+    ((np.ones((0, 2)), np.zeros(0, int)), "^logits: expected at least one row"),
+    ((np.ones((2, 2)), np.zeros(3, int)), r"^y: expected 2 class indices in \[0, 2\)"),
+    ((np.ones((2, 2)), np.array([0, 2])), r"^y: expected 2 class indices"),
+    ((np.ones((2, 2)), np.array([0.0, 1.0])), r"^y: expected 2 class indices"),
+    ((np.ones((2, 2)), np.array([0, 1]), np.ones(3)), r"^shift: expected 2 values"),
+])
+def test_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        fit_temperature(*args)
