@@ -130,10 +130,10 @@ class FitResult:
     def predictor_for(self, prior=None) -> nn.Module:
         """The ready-to-use module: the standardization layer (if any), the model, and
         for a classifier the division of its logits by ``temperature`` and their shift
-        from the effective prior to ``prior``
-        (default: the training data's true prior; ``"balanced"``: uniform over the classes
-        seen in training; or K probabilities, a deployment prior, positive for every class
-        seen in training and 0 for the others)."""
+        from the effective prior to ``prior`` (default: the training data's true prior;
+        ``"balanced"``: uniform over the classes seen in training; or K probabilities, a
+        deployment prior, positive for every class seen in training and 0 for the
+        others)."""
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
         if self.temperature != 1.0:
