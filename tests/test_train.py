@@ -370,3 +370,37 @@ def test_fit_standardizes_images_and_signals_per_channel(shape):
 def test_standardize_options_are_checked(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_validation_is_scored_under_the_prior_val_data_follows():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    y = np.minimum((X[:, 0] > 0.8) + (X[:, 1] > 1.0) * 2, 2).astype(np.int64)  # imbalanced
+    val = (X[:150], y[:150])
+    res = fit(tabular_mlp(4, 3), (X[150:], y[150:]), val_data=val, epochs=3, log="none",
+              keep_best=None, val_prior="balanced", tricks=Tricks(balance=None))
+    with torch.no_grad():
+        log_p = res.predictor_for("balanced")(torch.as_tensor(val[0])).log_softmax(1)
+    nll = -log_p[torch.arange(150), torch.as_tensor(val[1])].mean().item()
+    assert res.history.epochs[-1]["calibrated_val_loss"] == pytest.approx(nll, rel=1e-5)
+    plain = fit(tabular_mlp(4, 3), (X[150:], y[150:]), val_data=val, epochs=3, log="none",
+                keep_best=None, tricks=Tricks(balance=None))
+    assert plain.history.epochs[-1]["val_loss"] != res.history.epochs[-1]["val_loss"]
+    torch.testing.assert_close(plain.model.state_dict(), res.model.state_dict())  # (scoring)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"val_prior": "balanced", "val_data": None}, "^val_prior: only for a classifier given "),
+    ({"val_prior": "uniform"}, "^val_prior: expected None, 'balanced' or 2 class "),
+    ({"val_prior": [0.5, 0.3, 0.2]}, "^val_prior: expected 2 class probabilities, got 3$"),
+    ({"val_prior": [0.0, 1.0]}, "^val_prior: "),
+])
+def test_a_bad_validation_prior_is_one_error(kwargs, match):
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    y = np.arange(40) % 2
+    options = {"val_data": (X[:10], y[:10]), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        fit(tabular_mlp(3, 2), (X, y), epochs=1, log="none", **options)
+    with pytest.raises(ValueError, match="^val_prior: only for a classifier"):
+        fit(tabular_mlp(3, 1), (X, y.astype(np.float32)), val_data=(X, y.astype(np.float32)),
+            epochs=1, log="none", val_prior="balanced")

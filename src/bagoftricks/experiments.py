@@ -31,13 +31,15 @@ def variants(ablate: bool) -> dict[str, Tricks]:
 
 
 def run_all(train, val, num_outputs: int, tricks: dict[str, Tricks], *, epochs: int,
-            batch_size: int, lr: float, seeds: int, log: str) -> list[Run]:
+            batch_size: int, lr: float, seeds: int, log: str, val_prior=None) -> list[Run]:
+    """Every variant of ``tricks`` over ``seeds`` paired seeds (``fit``'s ``val_prior``:
+    the class mix of ``val`` where it is not the training data's)."""
     runs = []
     for seed in range(seeds):
         for name, t in tricks.items():
             model = tabular_mlp(train[0].shape[1], num_outputs, seed=seed)
             res = fit(model, train, val_data=val, epochs=epochs, batch_size=batch_size, lr=lr,
-                      tricks=t, seed=seed, log=log)
+                      tricks=t, seed=seed, log=log, val_prior=val_prior)
             runs.append(Run(name, seed, res))
     return runs
 

@@ -38,7 +38,7 @@ from .inputs import (
     resolve_device,
 )
 from .log import Logger
-from .protocol import Context, FitResult, History, Trick
+from .protocol import Context, FitResult, History, Trick, target_prior
 
 DEFAULTS = Tricks()  # the default tricks (frozen: safe to share)
 FUSED_DEVICES = _get_fused_kernels_supported_devices()
@@ -50,7 +50,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
         checkpoint_every: int | None = None, seed: int = 0,
         callbacks: Sequence[Callable] = (), log: str = "auto",
-        keep_best: str | tuple | None = "auto", patience: int | None = None,
+        keep_best: str | tuple | None = "auto", patience: int | None = None, val_prior=None,
         labels=None, device="auto", precision: str = "32", compile: bool | dict = False,
         loader_options: dict | None = None) -> FitResult:
     """Train ``model`` on ``train_data`` with ``tricks``.
@@ -96,6 +96,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         ``None`` keeps the last epoch). A classifier's predictor divides its logits by
         the temperature fitted at the epoch it keeps (``FitResult.temperature``).
     patience : stop after that many epochs without improvement of ``keep_best``.
+    val_prior : the class prior ``val_data`` follows when it is not the training data's (a
+        held-out set drawn balanced, say): ``"balanced"`` or K probabilities. Validation
+        is scored, and the temperature fitted, under it; the predictor still outputs
+        probabilities under the training prior (``predictor_for`` moves them).
 
     Returns
     -------
@@ -135,6 +139,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
                          "for a Dataset")
     make_optimizer = optimizer or adam
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
+    if val_prior is not None and (val_data is None or head != "softmax"):
+        raise ValueError("val_prior: only for a classifier given val_data")
+    scored = prior if val_prior is None else torch.as_tensor(target_prior(
+        val_prior, prior, "val_prior"))  # the prior validation is scored under
     home = device_of(model)
     model.to(device)
     ctx = Context(model, make_optimizer(model.parameters(), 1e-3 if auto_lr else lr),
@@ -152,9 +160,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         for group in ctx.optimizer.param_groups:  # every rank takes the same LR
             group["lr"] = distributed.mean_over_ranks(found)
     seen = prior > 0 if head == "softmax" else None  # the classes training had
-    # validation scores the model as it will predict: under the training data's prior
-    to_true = None if head != "softmax" or torch.equal(ctx.prior, prior) else PriorShift(
-        ctx.prior, prior).to(device)
+    # validation scores the model as it will predict, under the prior val_data follows
+    to_val = None if head != "softmax" or torch.equal(ctx.prior, scored) else PriorShift(
+        ctx.prior, scored).to(device)
     epoch_start, before_step, batch_end, epoch_end = (
         [getattr(t, hook) for t in tricks if getattr(type(t), hook) is not getattr(Trick, hook)]
         for hook in ("on_epoch_start", "before_optimizer_step", "on_batch_end", "on_epoch_end"))
@@ -165,6 +173,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         "lr": lr, "batch_size": batch_size, "seed": seed, "loss": loss,
         "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
         "keep_best": best and (best.metric, best.mode), "patience": patience,
+        "val_prior": None if val_prior is None else scored.tolist(),
         "train_data": train.digest(),
         "val_data": val_data.digest() if val_data is not None else None,
         "precision": precision}
@@ -261,7 +270,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
             if val_data is not None:
                 with autocast:
                     record.update(evaluate(model, val_data.validation(), prepare, head, k,
-                                           to_true, seen))
+                                           to_val, seen))
             for hook in epoch_end:
                 hook(ctx, record)
             record["seconds"] = time.perf_counter() - t0

@@ -111,6 +111,28 @@ class History:
         return [e.get(key) for e in self.epochs]
 
 
+def target_prior(prior, true_prior: torch.Tensor, name: str = "prior"):
+    """The class prior that ``prior`` asks for: ``None``, the training data's
+    (``true_prior``); ``"balanced"``, uniform over the classes seen in training; or K
+    probabilities, positive for every class seen in training and 0 for the others."""
+    seen = (true_prior > 0).numpy()  # the classes the training data had
+    if prior is None:
+        return true_prior
+    if isinstance(prior, str):
+        if prior != "balanced":
+            raise ValueError(f"{name}: expected None, 'balanced' or {len(seen)} class "
+                             f"probabilities, got {prior!r}")
+        return seen / seen.sum()
+    prior = np.asarray(prior, dtype=np.float64).reshape(-1)
+    if len(prior) != len(seen):
+        raise ValueError(f"{name}: expected {len(seen)} class probabilities, got {len(prior)}")
+    if np.any(prior[~seen] != 0):
+        raise ValueError(f"{name}: classes {np.flatnonzero(~seen).tolist()} never appear in "
+                         f"the training data; their probability must be 0")
+    check_prior(prior[seen], name)
+    return prior
+
+
 @dataclass
 class FitResult:
     """What ``fit`` returns. ``model`` holds the best epoch's weights when ``keep_best``
@@ -139,24 +161,7 @@ class FitResult:
         if self.temperature != 1.0:
             layers.append(Temperature(self.temperature))
         if self.prior is not None:
-            seen = (self.prior > 0).numpy()  # the classes the training data had
-            if prior is None:
-                prior = self.prior
-            elif isinstance(prior, str):
-                if prior != "balanced":
-                    raise ValueError(f"prior: expected None, 'balanced' or "
-                                     f"{len(self.prior)} class probabilities, got {prior!r}")
-                prior = seen / seen.sum()
-            else:  # a deployment prior: positive where training saw the class, else 0
-                prior = np.asarray(prior, dtype=np.float64).reshape(-1)
-                if len(prior) != len(seen):
-                    raise ValueError(f"prior: expected {len(seen)} class probabilities, got "
-                                     f"{len(prior)}")
-                if np.any(prior[~seen] != 0):
-                    raise ValueError(f"prior: classes {np.flatnonzero(~seen).tolist()} never "
-                                     f"appear in the training data; their probability must "
-                                     f"be 0")
-                check_prior(prior[seen], "prior")
+            prior = target_prior(prior, self.prior)
             if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
                                self.effective_prior.double()):
                 layers.append(PriorShift(self.effective_prior, prior))
