@@ -27,7 +27,7 @@ follow: a trick is on only where it does not hurt on any task — the defaults w
 minus without it >= 0 on average, and worse in at most 3 of 8 seeds.
 
     python benchmarks/outcome.py [--seeds 8] [--epochs 150] [--task mnist1d-cnn]
-                                 [--run "defaults - balance"] [--quick]
+                                 [--run "defaults - balance"] [--val-prior] [--quick]
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def model_for(task: str, width: int, k: int, seed: int):
     return tabular_mlp(width, k, seed=seed)
 
 
-def run(task: str, variant: str, seed: int, epochs: int, data) -> dict:
-    """One training run: per-epoch metric, rarest-class recall and elapsed seconds."""
+def run(task: str, variant: str, seed: int, epochs: int, data, val_prior=None) -> dict:
+    """One training run: per-epoch metric, rarest-class recall and elapsed seconds
+    (``val_prior``: ``fit``'s, for every run but plain, the recipe, which has none)."""
     train, val, k = data
     model = model_for(task, train[0].shape[1], k, seed)
     if variant == "plain":
@@ -85,6 +86,8 @@ def run(task: str, variant: str, seed: int, epochs: int, data) -> dict:
         options = {"tricks": Tricks().plus(variant.removeprefix("defaults + "))}
     else:
         options = {"tricks": Tricks().without(variant.removeprefix("defaults - "))}
+    if variant != "plain" and val_prior is not None:
+        options["val_prior"] = val_prior
     res = fit(model, train, val_data=val, epochs=epochs, seed=seed, log="none", **options)
     metric = "accuracy" if task.startswith("mnist1d-") and "zipf" not in task \
         else "balanced_accuracy"
@@ -110,6 +113,8 @@ def main() -> None:
                         help="only these runs (repeatable; plain, defaults and --lrs always run)")
     parser.add_argument("--lrs", default="", help="also the defaults at these learning "
                         "rates (comma-separated)")
+    parser.add_argument("--val-prior", action="store_true", help="score the tricks' runs "
+                        "under the validation set's own class mix (fit's val_prior)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 3 epochs, one task")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -133,7 +138,9 @@ def main() -> None:
     for task in tasks:
         data = split(TASKS[task])
         t0 = time.perf_counter()
-        runs = {v: [run(task, v, s, args.epochs, data) for s in range(args.seeds)]
+        val_prior = np.bincount(data[1][1], minlength=data[2]) / len(data[1][1]) \
+            if args.val_prior else None
+        runs = {v: [run(task, v, s, args.epochs, data, val_prior) for s in range(args.seeds)]
                 for v in variants}
         target = [r["metric"][-1] for r in runs["plain"]]  # plain's final, per seed
         base_final = np.array([r["metric"][-1] for r in runs["defaults"]])
