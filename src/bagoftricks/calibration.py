@@ -20,45 +20,47 @@ BOUNDS = (1e-2, 1e2)  # the temperatures fit_temperature may return
 def calibrated_nll(logits, y, temperature: float, shift=None) -> float:
     """Mean ``-log softmax(logits / T + shift)[y]``, in float64."""
     z, y, c = _checked(logits, y, shift)
-    return _nll(1 / temperature, z, y, c)
+    return _loss_and_softmax(1 / temperature, z, y, c)[0]
 
 
 def fit_temperature(logits, y, shift=None) -> float:
     """The ``T`` in ``BOUNDS`` minimizing ``calibrated_nll`` (``shift``: a prior
     correction added after the division, as the predictor adds it). The log loss is
     convex in ``a = 1 / T``: Newton's method on ``a``, each step halved until the loss
-    does not rise. NumPy float64 throughout (tensors are read once)."""
+    does not rise; one softmax per point tried. NumPy float64 throughout (tensors are
+    read once)."""
     z, y, c = _checked(logits, y, shift)
     zy = z[np.arange(len(y)), y]
     lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
-    a, f = 1.0, _nll(1.0, z, y, c)
+    a = 1.0
+    f, p = _loss_and_softmax(a, z, y, c)
     for _ in range(100):
-        s = a * z + c
-        p = np.exp(s - s.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
         mean_z = (p * z).sum(1)
         grad = (mean_z - zy).mean()
         curv = ((p * z * z).sum(1) - mean_z**2).mean()
         step = grad / curv if curv > 0 else grad
         while True:
             b = min(max(a - step, lo), hi)
-            fb = _nll(b, z, y, c)
+            fb, pb = _loss_and_softmax(b, z, y, c)
             if fb <= f or abs(b - a) <= 1e-12 * a:
                 break
             step /= 2
         done = abs(b - a) <= 1e-10 * a
         if fb <= f:
-            a, f = b, fb
+            a, f, p = b, fb, pb
         if done:
             break
     return float(1 / a)
 
 
-def _nll(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray) -> float:
+def _loss_and_softmax(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray) -> tuple:
+    """(mean ``-log softmax(a z + c)[y]``, that softmax), from one exponential."""
     s = a * z + c
-    top = s.max(1)
-    lse = top + np.log(np.exp(s - top[:, None]).sum(1))
-    return float((lse - s[np.arange(len(y)), y]).mean())
+    s -= s.max(1, keepdims=True)
+    e = np.exp(s)
+    total = e.sum(1)
+    loss = float((np.log(total) - s[np.arange(len(y)), y]).mean())
+    return loss, e / total[:, None]
 
 
 def _checked(logits, y, shift) -> tuple:

@@ -284,11 +284,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     if best is not None and best.weights is not None:
         model.load_state_dict(best.weights)
     model.to(home)
-    kept = history.epochs[best.epoch - 1] if best is not None and best.epoch else (
-        history.epochs[-1] if history.epochs else {})  # (a resume past the end: none)
     return FitResult(model, history, ctx.standardizer, task, k,
-                     best and best.epoch, best and best.value, prior, ctx.prior,
-                     kept.get("temperature", 1.0))
+                     best and best.epoch, best and best.value, prior, ctx.prior)
 
 
 def adam(params, lr: float) -> torch.optim.Adam:

@@ -147,7 +147,15 @@ class FitResult:
     best_value: float | None = None
     prior: torch.Tensor | None = None            # the training labels' class prior
     effective_prior: torch.Tensor | None = None  # the prior the raw logits model
-    temperature: float = 1.0  # what the predictor divides the logits by (calibration)
+
+    @property
+    def temperature(self) -> float:
+        """What the predictor divides the logits by: the temperature fitted at the epoch
+        whose weights ``model`` holds (the best, else the last; 1 without validation)."""
+        epochs = self.history.epochs
+        kept = epochs[self.best_epoch - 1] if self.best_epoch else (epochs[-1] if epochs
+                                                                   else {})
+        return kept.get("temperature", 1.0)
 
     def predictor_for(self, prior=None) -> nn.Module:
         """The ready-to-use module: the standardization layer (if any), the model, and
