@@ -11,7 +11,8 @@ mnist1d-zipf, digits-zipf and breast-cancer-rare with the MLP. Runs:
 - ``defaults + X``: the defaults with trick X switched on (as ``Tricks.all()`` has it),
   and the plateau scheduler deciding on the training loss instead of the validation
   loss (which rises once the model overfits);
-- ``defaults at lr X`` (``--lrs``): the defaults at another learning rate.
+- ``defaults at lr X`` (``--lrs``): the defaults at another learning rate, or at the
+  range test's (``--lrs auto``).
 
 Every run of a seed starts from the same initial weights. The metric is accuracy on
 mnist1d and balanced accuracy on the imbalanced tasks (where the rarest class's recall
@@ -79,7 +80,8 @@ def run(task: str, variant: str, seed: int, epochs: int, data, val_prior=None) -
     elif variant == "defaults":
         options = {}
     elif variant.startswith("defaults at lr "):
-        options = {"lr": float(variant.removeprefix("defaults at lr "))}
+        lr = variant.removeprefix("defaults at lr ")
+        options = {"lr": lr if lr == "auto" else float(lr)}
     elif variant == "defaults + plateau on train_loss":
         options = {"tricks": Tricks(plateau=True, plateau_monitor="train_loss")}
     elif variant.startswith("defaults + "):
@@ -112,7 +114,7 @@ def main() -> None:
     parser.add_argument("--run", action="append",
                         help="only these runs (repeatable; plain, defaults and --lrs always run)")
     parser.add_argument("--lrs", default="", help="also the defaults at these learning "
-                        "rates (comma-separated)")
+                        "rates (comma-separated; 'auto': the range test's)")
     parser.add_argument("--val-prior", action="store_true", help="score the tricks' runs "
                         "under the validation set's own class mix (fit's val_prior)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 3 epochs, one task")

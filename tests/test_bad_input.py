@@ -181,6 +181,8 @@ def test_a_validation_class_absent_from_training_does_not_crash_fit(balance):
     (["doctor", "{path}", "--target", "y", "--batch-size", "0"], "--batch-size: expected"),
     (["fit", "{path}", "--target", "y", "--out", "{tmp}/m", "--nproc", "0"], "--nproc:"),
     (["fit", "{path}", "--target", "y", "--out", "{tmp}/m", "--lr", "nan"], "--lr:"),
+    (["fit", "{path}", "--target", "y", "--out", "{tmp}/m", "--lr", "fast"],
+     "--lr: expected a positive number or 'auto', got 'fast'"),
     (["compare", "{path}", "--target", "y", "--epochs", "0"], "--epochs:"),
     (["bench", "--only", "nonsense"], "--only: expected one of"),
     (["glm", "{path}", "--target", "y", "--family", "weibull"], "--family:"),
@@ -339,7 +341,8 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
                          "y": [0] * 5 + [1] + [0] * 13 + [1]})
     both.to_csv(tmp_path / "both.csv", index=False)
     fitted = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y", "--out",
-                                 str(tmp_path / "m"), "--epochs", "1", "--quiet"])
+                                 str(tmp_path / "m"), "--epochs", "1", "--quiet", "--lr",
+                                 "1e-2"])  # (auto would add its too-few-rows warning)
     _one_line(fitted, "DATA: the training loss is not finite")
     assert "the widest column, 'b'" in fitted.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["both.csv"]
@@ -348,7 +351,8 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
     one.to_csv(tmp_path / "one.csv", index=False)
     model = tmp_path / "model"
     assert runner.invoke(app, ["fit", str(tmp_path / "one.csv"), "--target", "y", "--out",
-                               str(model), "--epochs", "1", "--quiet"]).exit_code == 0
+                               str(model), "--epochs", "1", "--quiet", "--lr", "1e-2"]
+                         ).exit_code == 0
     with torch.no_grad():  # make the saved model overflow on that row whatever it learned
         state = torch.load(model / "model.pt")
         first = next(k for k in state if k.endswith("weight") and state[k].ndim == 2)

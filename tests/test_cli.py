@@ -11,6 +11,7 @@ from bagoftricks import __version__
 from bagoftricks.calibration import Temperature
 from bagoftricks.cli import app
 from bagoftricks.model_io import load_model
+from bagoftricks.models import tabular_mlp
 
 runner = CliRunner()
 
@@ -72,6 +73,30 @@ def test_doctor_json(churn_csv):
     assert table.exit_code == 0 and "balanced weight" in table.output
 
 
+def test_doctor_runs_the_range_test_fit_would_run(churn_csv):
+    import torch
+
+    from bagoftricks.loop.fit import adam
+    from bagoftricks.lr_find import lr_find
+    from bagoftricks.tabular import sample, scan
+    rep = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
+                                         "--json", "--batch-size", "32"]).output)
+    sweep = rep["lr_range_test"]
+    assert sweep["rows"] == 400 and not sweep["fallback"] and "lowest at lr" in sweep["reason"]
+    s = scan(churn_csv, "churn")  # by hand: fit's model, optimizer and logit adjustment
+    X, y = sample(churn_csv, s.schema, 300 * 32)
+    p = torch.tensor(list(s.class_counts.values()), dtype=torch.float64) / 400
+    found = lr_find(tabular_mlp(X.shape[1], 2, (128, 64), seed=0),
+                    (torch.from_numpy(X), torch.from_numpy(y)), optimizer=adam,
+                    batch_size=32, logit_adjustment=p.log().float())
+    assert sweep["suggestion"] == found.suggestion
+    table = runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn"]).output
+    assert "LR range test (fit --lr auto)" in table and "@ B=64" in table
+    skipped = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
+                                             "--json", "--no-range-test"]).output)
+    assert "lr_range_test" not in skipped
+
+
 def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     out = tmp_path / "model"
     result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
@@ -82,6 +107,8 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     assert not (tmp_path / "model.partial").exists()
     cfg = json.loads((out / "config.json").read_text())  # the kept epoch's temperature
     assert cfg["temperature"] == cfg["history"][cfg["best_epoch"] - 1]["temperature"]
+    assert 1e-7 < cfg["history"][0]["lr"] < 10 and cfg["history"][0]["lr"] not in (
+        1e-2, 1e-3)  # --lr auto by default: the range test's suggestion, not a fallback
     layers = list(load_model(out)[0])
     assert isinstance(layers[-2], Temperature) and float(layers[-2].temperature) == \
         pytest.approx(cfg["temperature"])

@@ -50,6 +50,14 @@ def test_a_dataset_trains_exactly_like_its_tensors(balance):
         assert torch.equal(a, b)
 
 
+def test_the_lr_range_test_sweeps_a_dataset_as_its_tensors():
+    X, y = _data()
+    tensors = _fit((X, y), None, lr="auto")
+    assert tensors.history.epochs[0]["lr"] != 1e-3  # a suggestion, not the fallback
+    for data in (Rows(X, y), Subset(TensorDataset(X, y), range(len(y)))):
+        assert _history(_fit(data, None, lr="auto")) == _history(tensors)
+
+
 def test_dataloader_workers_and_labels_given():
     X, y = _data()
     plain = _fit(Rows(X, y), None)
@@ -118,7 +126,6 @@ def test_compile_gives_the_same_run():
     ({"precision": "8"}, ValueError, "precision: expected one of"),
     ({"precision": "16", "device": "cpu"}, ValueError, "needs a GPU; use 'bf16'"),
     ({"loader_options": {"workers": 2}}, ValueError, "loader_options: unknown"),
-    ({"lr": "auto"}, ValueError, "lr: 'auto' needs train_data as"),
 ])
 def test_bad_settings_are_one_clear_error(kwargs, error, match):
     if "cuda" in str(kwargs.get("device")) and torch.cuda.device_count() > 7:

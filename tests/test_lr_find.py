@@ -60,6 +60,10 @@ def test_fallbacks_warn_and_return_the_fallback_lr():
     with pytest.warns(RuntimeWarning, match="never decreased"):
         found = lr_find(frozen, (X, y), batch_size=8)
     assert found.fallback
+    with pytest.warns(RuntimeWarning, match="still falling at end_lr=0.01"):  # full batch
+        found = lr_find(tabular_mlp(8, 3), (X, y), batch_size=40, steps=30, start_lr=1e-4,
+                        end_lr=1e-2)
+    assert found.fallback and found.suggestion == 1e-3 and len(found.losses) == 30
     with pytest.raises(ValueError, match="end_lr: expected more than start_lr"):
         lr_find(frozen, (X, y), start_lr=1.0, end_lr=0.1)
     with pytest.raises(ValueError, match="steps: expected an integer >= 2"):

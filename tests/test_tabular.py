@@ -9,6 +9,7 @@ from bagoftricks.tabular import (
     iter_batches,
     load,
     read,
+    sample,
     scan,
     scan_for_training,
 )
@@ -85,6 +86,29 @@ def test_load_of_many_record_batches_equals_pandas(frame, tmp_path, fmt):
     assert X.shape[0] == len(big) == s.rows
     np.testing.assert_array_equal(X[:, 0], big.a.to_numpy(np.float32))
     np.testing.assert_array_equal(y, big.target.to_numpy())
+
+
+def test_sample_draws_distinct_rows_uniformly_across_record_batches(frame, tmp_path,
+                                                                     monkeypatch):
+    import bagoftricks.tabular as tabular
+    frame["a"] = np.arange(len(frame), dtype=float)  # a row number
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    schema = scan(path, "target").schema
+    whole = tabular.iter_batches
+    monkeypatch.setattr(tabular, "iter_batches", lambda p: whole(p, batch_rows=37))
+    X, y = sample(path, schema, 100, seed=3)
+    rows = X[:, 0].astype(int)
+    assert len(set(rows)) == 100 and rows.max() > 400  # distinct, not just the first ones
+    np.testing.assert_array_equal(y, frame.target.to_numpy()[rows])  # labels stay with rows
+    assert np.array_equal(sample(path, schema, 100, seed=3)[0], X)  # seeded
+    everything = sample(path, schema, 10_000)[0][:, 0]
+    assert sorted(everything.astype(int)) == list(range(len(frame)))
+    hits = np.zeros(len(frame))  # each row's chance of being drawn is 100/500
+    for seed in range(200):
+        hits[sample(path, schema, 100, seed=seed)[0][:, 0].astype(int)] += 1
+    assert abs(hits[:250].mean() - hits[250:].mean()) < 3  # Binomial(200, 0.2): 40 ± 5.7
+    assert 15 < hits.min() and hits.max() < 65
 
 
 def _integers_then(tmp_path, rows: int, value: str):

@@ -84,6 +84,18 @@ def _check_common(*, epochs: int | None = None, batch_size: int | None = None,
         check_choice("--task", task, ("classification", "regression"))
 
 
+def _lr_or_auto(text: str) -> float | str:
+    """``--lr``: ``auto`` or a positive number."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--lr: expected a positive number or 'auto', got {text!r}") from None
+    check_float("--lr", value, positive=True)
+    return value
+
+
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title)
     for i, h in enumerate(header):
@@ -193,6 +205,8 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
            lr: float = typer.Option(1e-3, help="The LR tuned at --reference-batch-size."),
            reference_batch_size: int = typer.Option(64),
            balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
+           range_test: bool = typer.Option(True, help="Run fit --lr auto's LR range test "
+                                           "on a sample of the rows (a second pass)."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Inspect the data without training: which tricks apply and what they would set."""
     from .doctor import doctor_report, json_safe
@@ -200,7 +214,8 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     _check_common(batch_size=batch_size, lr=lr, task=task)
     check_int("--reference-batch-size", reference_batch_size, 1)
     check_choice("--balance", balance, BALANCE_CHOICES)
-    rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size, balance)
+    rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size, balance,
+                        range_test)
     if as_json:
         notes: list[str] = []
         rep = json_safe(rep, notes=notes)
@@ -219,6 +234,11 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     summary.add_row("rescaled LR", f"{lr_info['lr']:g} @ B={lr_info['reference_batch_size']} -> "
                     f"{lr_info['rescaled_lr_sgd']:g} (SGD, linear) / "
                     f"{lr_info['rescaled_lr_adam']:g} (Adam, sqrt) @ B={lr_info['batch_size']}")
+    sweep = rep.get("lr_range_test")
+    if sweep:
+        summary.add_row("LR range test (fit --lr auto)", sweep.get("skipped") or (
+            f"{sweep['suggestion']:.3g} @ B={batch_size} ({sweep['reason']}; "
+            f"{sweep['rows']} rows)"))
     console.print(summary)
     if "classes" in rep:
         t = Table(title="classes")
@@ -245,7 +265,9 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             target: str = typer.Option(..., help="The column to predict."),
             out: Path = typer.Option(..., help="Model folder to write."),
             task: str = typer.Option(None), epochs: int = typer.Option(30),
-            batch_size: int = typer.Option(64), lr: float = typer.Option(1e-2),
+            batch_size: int = typer.Option(64),
+            lr: str = typer.Option("auto", help="A number, or auto: Leslie Smith's LR range "
+                                   "test on the training rows (see doctor)."),
             seed: int = typer.Option(0),
             resume: bool = typer.Option(False, help="Continue from the last checkpoint."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
@@ -265,7 +287,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .loop.inputs import check_precision, resolve_device
     from .model_io import check_fit_output, partial_folder, train_and_save
 
-    _check_common(epochs=epochs, batch_size=batch_size, lr=lr, task=task)
+    _check_common(epochs=epochs, batch_size=batch_size, task=task)
+    lr = _lr_or_auto(lr)
     check_choice("--balance", balance, BALANCE_CHOICES)
     check_int("--nproc", nproc, 1)
     try:

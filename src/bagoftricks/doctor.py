@@ -1,4 +1,5 @@
-"""``bagoftricks doctor``: what the data says about each trick, from one streaming pass."""
+"""``bagoftricks doctor``: what the data says about each trick, from one streaming pass
+(and a second for the LR range test on a sample of the rows)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import numpy as np
 
 from .prior import effective_prior
 from .scaling import scale_hparams
-from .tabular import scan
+from .tabular import check_trainable, sample, scan
 
 
 def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
-                  reference_batch_size: int, balance: str = "logit_adjust") -> dict:
-    """Everything ``doctor`` says about a file, from one streaming pass."""
+                  reference_batch_size: int, balance: str = "logit_adjust",
+                  range_test: bool = True) -> dict:
+    """Everything ``doctor`` says about a file: one streaming pass, and with
+    ``range_test`` the LR ``bagoftricks fit --lr auto`` would find."""
     s = scan(data, target, task)
     report = {"file": str(data), "rows": s.rows, "task": s.schema.task,
               "features": len(s.schema.feature_names()),
@@ -61,7 +64,40 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
                                                      batch_size).lr,
                     "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
                                                       rule="sqrt").lr}
+    if range_test:
+        report["lr_range_test"] = _range_test(data, s, task, batch_size, balance)
     return report
+
+
+def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str) -> dict:
+    """``fit --lr auto``'s sweep: the model it trains (seed 0), its optimizer and its loss's
+    logit adjustment, on as many rows as the sweep uses, drawn from the whole file."""
+    import warnings
+
+    import torch
+
+    from .loop.fit import adam
+    from .lr_find import SWEEP_STEPS, lr_find
+    from .model_io import HIDDEN
+    from .models import tabular_mlp
+
+    try:
+        check_trainable(s, task)
+    except ValueError as err:
+        return {"skipped": str(err)}
+    X, y = sample(data, s.schema, SWEEP_STEPS * batch_size)
+    k = len(s.schema.classes) if s.schema.task == "classification" else 1
+    adjustment = None
+    if s.schema.task == "classification" and balance == "logit_adjust":
+        counts = torch.tensor(list(s.class_counts.values()), dtype=torch.float64)
+        adjustment = (counts / counts.sum()).log().float()
+    with warnings.catch_warnings(record=True):  # a fallback is reported, not warned
+        warnings.simplefilter("always")
+        found = lr_find(tabular_mlp(X.shape[1], k, HIDDEN, seed=0),
+                        (torch.from_numpy(X), torch.from_numpy(y)), optimizer=adam,
+                        batch_size=batch_size, logit_adjustment=adjustment)
+    return {"suggestion": found.suggestion, "fallback": found.fallback,
+            "reason": found.reason, "rows": len(y)}
 
 
 def json_safe(value, path: str = "", notes: list | None = None):

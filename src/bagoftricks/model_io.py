@@ -51,7 +51,7 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 
 
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
-                   batch_size: int, lr: float, seed: int, resume: bool, log: str,
+                   batch_size: int, lr: float | str, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
                    balance: str | None = "logit_adjust", device: str = "auto",
                    precision: str = "32", cache: Path | None = None) -> FitResult:

@@ -375,19 +375,40 @@ def load(path, schema: Schema, with_target: bool = True):
     return X, y
 
 
+def sample(path, schema: Schema, n: int, seed: int = 0):
+    """``n`` rows drawn uniformly without replacement (every row when there are fewer),
+    encoded, in one streaming pass that holds at most ``n`` plus one batch of them: each
+    row gets a seeded random key and the ``n`` smallest keys are kept."""
+    rng = np.random.default_rng(seed)
+    keys, X, y = np.zeros(0), None, None
+    for batch in iter_batches(path):
+        Xb, yb = encode(batch, schema)
+        keys = np.concatenate([keys, rng.random(len(Xb))])
+        X = Xb if X is None else np.concatenate([X, Xb])
+        y = yb if y is None else np.concatenate([y, yb])
+        keep = np.argsort(keys, kind="stable")[:n]
+        keys, X, y = keys[keep], X[keep], y[keep]
+    return X, y
+
+
 def scan_for_training(path, target: str, task: str | None = None) -> Scan:
     """``scan``, refusing what cannot be trained on: a target that mixes numbers with
     text, one that looks like an ID (unless ``task`` was given explicitly), a file with
     no usable feature column."""
     s = scan(path, target, task)
+    check_trainable(s, task)
+    return s
+
+
+def check_trainable(s: Scan, task: str | None) -> None:
+    """The refusals of ``scan_for_training`` for a scan already made."""
     refused = [p for p in s.target_problems if task is None or "mixes" in p]
     if refused:
         raise ValueError(f"--target: {refused[0]}"
                          + ("; pass --task to train on it anyway" if "ID" in refused[0] else ""))
     if not s.schema.feature_names():
-        raise ValueError(f"DATA: no usable feature columns besides {target!r} (only empty "
-                         "text columns)")
-    return s
+        raise ValueError(f"DATA: no usable feature columns besides {s.schema.target!r} (only "
+                         "empty text columns)")
 
 
 def read(path, target: str, task: str | None = None):

@@ -21,7 +21,7 @@ from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 from .. import distributed
 from .._validation import check_choice, check_float, check_int
 from ..imbalance import weighted_loss
-from ..lr_find import lr_find
+from ..lr_find import SWEEP_STEPS, lr_find
 from ..prior import PriorShift
 from ..sampler import ShuffleSampler
 from . import checkpoint
@@ -30,7 +30,6 @@ from .best import best_tracker
 from .evaluate import evaluate
 from .inputs import (
     MAX_RETRIES,
-    TensorInput,
     as_input,
     check_precision,
     device_of,
@@ -79,9 +78,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         beat the reference recipe on four of five bundled tasks, where RAdam at 1e-3
         with every trick lost 1.6-6.5 points on each; ``benchmarks/outcome.py``).
     lr : the learning rate, or ``"auto"``: Leslie Smith's range test (``lr_find``) on
-        the training data, run after the tricks' setup (standardization and the loss's
-        logit adjustment included) at the batch size trained with, so the Leslie
-        rescaling has nothing left to do.
+        300 batches' worth of training rows drawn at random (a Dataset's through its
+        loader), run after the tricks' setup (standardization and the loss's logit
+        adjustment included) at the batch size trained with, so the Leslie rescaling has
+        nothing left to do (``bagoftricks fit``'s default; ``benchmarks/lr_auto.py``).
     tricks : a ``Tricks`` switchboard, or a list of ``Trick`` objects (for example
         ``[*Tricks().build(), MyTrick()]``), whose hooks run in list order.
     checkpoint_dir, resume, checkpoint_every : checkpoints every epoch (and every
@@ -134,9 +134,6 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     auto_lr = lr == "auto"
     if not auto_lr:
         check_float("lr", lr, positive=True)
-    if auto_lr and not isinstance(train, TensorInput):
-        raise ValueError("lr: 'auto' needs train_data as (X, y) tensors; give a number "
-                         "for a Dataset")
     make_optimizer = optimizer or adam
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
     if val_prior is not None and (val_data is None or head != "softmax"):
@@ -154,7 +151,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
     class_weight, adjustment = (None if t is None else t.to(device)
                                 for t in (ctx.class_weight, ctx.logit_adjustment))
     if auto_lr and not resume:  # (a resumed run takes its LR from the checkpoint)
-        found = lr_find(model, train.pair(), loss=loss, optimizer=make_optimizer,
+        sweep = train.sample(SWEEP_STEPS * batch_size, seed)  # only the rows it uses
+        found = lr_find(model, sweep, loss=loss, optimizer=make_optimizer,
                         batch_size=batch_size, prepare=ctx.prepare,
                         logit_adjustment=ctx.logit_adjustment, seed=seed).suggestion
         for group in ctx.optimizer.param_groups:  # every rank takes the same LR

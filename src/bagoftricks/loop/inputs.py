@@ -139,6 +139,11 @@ class TensorInput:
         """The set as two CPU tensors (a copy for a subset)."""
         return (self.X, self.labels) if self.rows is None else (self.X[self.rows], self.labels)
 
+    def sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """At most ``n`` rows drawn at random, as CPU tensors (only those are copied)."""
+        X, y = self._take(random_rows(len(self), n, seed).to(self.device))
+        return X.cpu(), y.cpu()
+
     def epoch(self, batches: list, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _, mine in batches[start:]:
             yield self._take(mine.to(self.device))
@@ -207,6 +212,13 @@ class DatasetInput:
     def validation(self, size: int = 4096):
         return self._moved(DataLoader(self.dataset, batch_size=size, **self.options))
 
+    def sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """At most ``n`` rows drawn at random, read through the loader, as CPU tensors."""
+        rows = Subset(self.dataset, random_rows(len(self), n, seed).tolist())
+        X, y = zip(*self._moved(DataLoader(rows, batch_size=4096, **self.options)),
+                   strict=True)
+        return torch.cat(X).cpu(), torch.cat(y).cpu()
+
     def digest(self) -> str:
         """The labels, the length, the type and three items (first, middle, last): a
         dataset is not hashed whole (it may not fit in memory)."""
@@ -214,6 +226,11 @@ class DatasetInput:
         items = [self.dataset[i] for i in sorted({0, n // 2, n - 1})]
         return digest(self.labels, *(torch.as_tensor(item[0]) for item in items),
                       extra=f"{type(self.dataset).__qualname__}{n}")
+
+
+def random_rows(length: int, n: int, seed: int) -> torch.Tensor:
+    """``min(n, length)`` distinct positions of ``range(length)`` in a seeded order."""
+    return torch.randperm(length, generator=torch.Generator().manual_seed(seed))[:n]
 
 
 def as_input(data, labels, device: torch.device, loader_options, name: str):
