@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 
 from bagoftricks.calibration import BOUNDS, Temperature, calibrated_nll, fit_temperature
 
@@ -21,17 +22,36 @@ def problems(draw):
     return z, y, shift
 
 
+def platt_loss(z, y, temperature, shift=None):
+    """Cross-entropy against Laplace's targets, from a dense target matrix."""
+    n, k = z.shape
+    targets = np.full((n, k), (1 - (n + 1) / (n + 2)) / (k - 1))
+    targets[np.arange(n), y] = (n + 1) / (n + 2)
+    s = z / temperature + (0 if shift is None else shift)
+    log_p = s - logsumexp(s, 1, keepdims=True)
+    return -(targets * log_p).sum(1).mean()
+
+
 @settings(max_examples=150, deadline=None)
 @given(problems())
 def test_the_temperature_minimizes_the_log_loss_as_scipy_finds_it(problem):
     z, y, shift = problem
     t = fit_temperature(torch.as_tensor(z), torch.as_tensor(y), shift)
     assert type(t) is float and BOUNDS[0] <= t <= BOUNDS[1]  # (a record saves it)
-    ref = minimize_scalar(lambda u: calibrated_nll(z, y, float(np.exp(u)), shift),
+    ref = minimize_scalar(lambda u: platt_loss(z, y, float(np.exp(u)), shift),
                           bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-10})
-    ours = calibrated_nll(z, y, t, shift)
+    ours = platt_loss(z, y, t, shift)
     assert ours <= ref.fun + 1e-9 * max(1.0, abs(ref.fun))
-    assert ours <= calibrated_nll(z, y, 1.0, shift) + 1e-12  # never worse than none
+    assert ours <= platt_loss(z, y, 1.0, shift) + 1e-12  # never worse than none
+
+
+def test_a_separated_validation_set_softens_to_laplaces_target_not_to_the_bound():
+    y = np.repeat(np.arange(3), 10)  # 30 rows: the target on each label is 31/32
+    z = np.zeros((30, 3))
+    z[np.arange(30), y] = 10.0  # every row right, by the same margin
+    t = fit_temperature(z, y)  # hard labels would give BOUNDS[0] (logits times 100)
+    assert t == pytest.approx(10 / np.log(62), rel=1e-6)  # e^(10/T) / (e^(10/T) + 2) = 31/32
+    assert np.exp(-calibrated_nll(z, y, t)) == pytest.approx(31 / 32, rel=1e-6)
 
 
 def test_the_log_loss_against_a_direct_float64_formula():

@@ -24,24 +24,37 @@ def calibrated_nll(logits, y, temperature: float, shift=None) -> float:
 
 
 def fit_temperature(logits, y, shift=None) -> float:
-    """The ``T`` in ``BOUNDS`` minimizing ``calibrated_nll`` (``shift``: a prior
-    correction added after the division, as the predictor adds it). The log loss is
-    convex in ``a = 1 / T``: Newton's method on ``a``, each step halved until the loss
-    does not rise; one softmax per point tried. NumPy float64 throughout (tensors are
-    read once)."""
+    """The ``T`` in ``BOUNDS`` minimizing the log loss of ``softmax(logits / T + shift)``
+    (``shift``: a prior correction added after the division, as the predictor adds it)
+    against soft targets rather than hard labels: each of the ``n`` rows puts
+    ``(n + 1) / (n + 2)`` on its label and the rest evenly on the other classes (Laplace's
+    rule of succession, as in Platt's (1999) targets, over the whole set: ``T`` is one
+    parameter). Hard labels send ``T`` to its lower bound (logits times 100) whenever the
+    model separates the validation rows, as it does on a small table, and the held-out
+    log loss with it (wine: 0.78 against 0.13); with thousands of rows the targets are the
+    labels to 1e-3. (Platt's per-class counts over-soften an accurate model whose
+    classes have a dozen validation rows each: digits 0.106 -> 0.208.)
+
+    The loss is convex in ``a = 1 / T``: Newton's method on ``a``, each step halved until
+    the loss does not rise; one softmax per point tried. NumPy float64 throughout
+    (tensors are read once)."""
     z, y, c = _checked(logits, y, shift)
-    zy = z[np.arange(len(y)), y]
+    n, k = z.shape
+    own = (n + 1) / (n + 2) if k > 1 else 1.0
+    t = (own, (1 - own) / max(k - 1, 1))  # the target on a row's class, and on each other
+    rows = np.arange(n)
+    zt = t[0] * z[rows, y] + t[1] * (z.sum(1) - z[rows, y])  # the target-weighted logit
     lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
     a = 1.0
-    f, p = _loss_and_softmax(a, z, y, c)
+    f, p = _loss_and_softmax(a, z, y, c, t)
     for _ in range(100):
         mean_z = (p * z).sum(1)
-        grad = (mean_z - zy).mean()
+        grad = (mean_z - zt).mean()
         curv = ((p * z * z).sum(1) - mean_z**2).mean()
         step = grad / curv if curv > 0 else grad
         while True:
             b = min(max(a - step, lo), hi)
-            fb, pb = _loss_and_softmax(b, z, y, c)
+            fb, pb = _loss_and_softmax(b, z, y, c, t)
             if fb <= f or abs(b - a) <= 1e-12 * a:
                 break
             step /= 2
@@ -53,14 +66,18 @@ def fit_temperature(logits, y, shift=None) -> float:
     return float(1 / a)
 
 
-def _loss_and_softmax(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray) -> tuple:
-    """(mean ``-log softmax(a z + c)[y]``, that softmax), from one exponential."""
+def _loss_and_softmax(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray,
+                      t: tuple | None = None) -> tuple:
+    """(mean cross-entropy of ``softmax(a z + c)`` against the labels ``y``, or against
+    targets putting ``t[0]`` on a row's class and ``t[1]`` on each other; that softmax),
+    from one exponential."""
     s = a * z + c
     s -= s.max(1, keepdims=True)
     e = np.exp(s)
     total = e.sum(1)
-    loss = float((np.log(total) - s[np.arange(len(y)), y]).mean())
-    return loss, e / total[:, None]
+    on_label = s[np.arange(len(y)), y]
+    target = on_label if t is None else t[0] * on_label + t[1] * (s.sum(1) - on_label)
+    return float((np.log(total) - target).mean()), e / total[:, None]
 
 
 def _checked(logits, y, shift) -> tuple:
