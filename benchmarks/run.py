@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SUITE = ["oversampling.py", "standardize.py", "centralize.py", "glm.py", "plateau.py",
-         "loop_overhead.py", "outcome.py", "lr_auto.py", "integrations.py", "big_table.py",
+         "loop_overhead.py", "outcome.py", "cli_defaults.py", "integrations.py", "big_table.py",
          "glm_stream.py"]
 
 if __name__ == "__main__":

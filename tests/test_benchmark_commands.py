@@ -14,7 +14,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize("script, args", [
     ("standardize_floor.py", ["--seeds", "1", "--epochs", "1", "--floors", "1", "--parts"]),
     ("outcome.py", ["--quick"]),
-    ("lr_auto.py", ["--seeds", "1", "--tables", "wine"]),
+    ("cli_defaults.py", ["--seeds", "1", "--tables", "wine"]),
 ])
 def test_benchmark_runs(script, args, tmp_path):
     proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],

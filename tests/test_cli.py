@@ -78,17 +78,18 @@ def test_doctor_runs_the_range_test_fit_would_run(churn_csv):
 
     from bagoftricks.loop.fit import adam
     from bagoftricks.lr_find import lr_find
+    from bagoftricks.standardize import RunningStandardizer, Standardize
     from bagoftricks.tabular import sample, scan
     rep = json.loads(runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn",
                                          "--json", "--batch-size", "32"]).output)
     sweep = rep["lr_range_test"]
     assert sweep["rows"] == 400 and not sweep["fallback"] and "lowest at lr" in sweep["reason"]
     s = scan(churn_csv, "churn")  # by hand: fit's model, optimizer and logit adjustment
-    X, y = sample(churn_csv, s.schema, 300 * 32)
+    X, y = (torch.from_numpy(a) for a in sample(churn_csv, s.schema, 300 * 32))
     p = torch.tensor(list(s.class_counts.values()), dtype=torch.float64) / 400
-    found = lr_find(tabular_mlp(X.shape[1], 2, (128, 64), seed=0),
-                    (torch.from_numpy(X), torch.from_numpy(y)), optimizer=adam,
-                    batch_size=32, logit_adjustment=p.log().float())
+    scaled = Standardize(RunningStandardizer(scale_floor=0.25).fit([X]))  # as fit's
+    found = lr_find(tabular_mlp(X.shape[1], 2, (128, 64), seed=0), (X, y), optimizer=adam,
+                    batch_size=32, prepare=scaled, logit_adjustment=p.log().float())
     assert sweep["suggestion"] == found.suggestion
     table = runner.invoke(app, ["doctor", str(churn_csv), "--target", "churn"]).output
     assert "LR range test (fit --lr auto)" in table and "@ B=64" in table
@@ -110,6 +111,8 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     assert 1e-7 < cfg["history"][0]["lr"] < 10 and cfg["history"][0]["lr"] not in (
         1e-2, 1e-3)  # --lr auto by default: the range test's suggestion, not a fallback
     layers = list(load_model(out)[0])
+    charges = 1  # standardized by default: the training rows' statistics, in the model
+    assert layers[0].mean[charges] > 1000 and layers[0].scale[charges] > 500
     assert isinstance(layers[-2], Temperature) and float(layers[-2].temperature) == \
         pytest.approx(cfg["temperature"])
     preds = tmp_path / "preds.csv"
@@ -124,6 +127,16 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     assert result.exit_code == 2
     assert "missing: plan" in result.output and "extra: extra" in result.output
     assert not (tmp_path / "p2").exists()
+
+
+def test_fit_on_raw_features_when_asked(churn_csv, tmp_path):
+    out = tmp_path / "raw"
+    result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
+                                 "--epochs", "1", "--quiet", "--no-standardize", "--lr", "0.01"])
+    assert result.exit_code == 0, result.output
+    first = load_model(out)[0][0]
+    assert float(first.mean.abs().max()) == 0 and float((first.scale - 1).abs().max()) == 0
+    assert json.loads((out / "config.json").read_text())["history"][0]["lr"] == 0.01
 
 
 def test_glm_summary(churn_csv):

@@ -207,6 +207,8 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
            balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
            range_test: bool = typer.Option(True, help="Run fit --lr auto's LR range test "
                                            "on a sample of the rows (a second pass)."),
+           standardize: bool = typer.Option(True, help="As fit's --standardize, for the "
+                                            "range test."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Inspect the data without training: which tricks apply and what they would set."""
     from .doctor import doctor_report, json_safe
@@ -215,7 +217,7 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     check_int("--reference-batch-size", reference_batch_size, 1)
     check_choice("--balance", balance, BALANCE_CHOICES)
     rep = doctor_report(data, target, task, batch_size, lr, reference_batch_size, balance,
-                        range_test)
+                        range_test, standardize)
     if as_json:
         notes: list[str] = []
         rep = json_safe(rep, notes=notes)
@@ -273,6 +275,9 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             nproc: int = typer.Option(1, help="Processes to train on, started by torchrun "
                                       "(gloo on CPU, NCCL on GPUs)."),
             balance: str = typer.Option("logit_adjust", help=BALANCE_HELP),
+            standardize: bool = typer.Option(True, help="Standardize each feature column "
+                                             "(statistics of the training rows; saved in "
+                                             "the model)."),
             device: str = typer.Option("auto", help="auto (this rank's GPU, else CUDA, "
                                        "MPS, CPU), cpu, cuda, cuda:N, mps."),
             precision: str = typer.Option("32", help="32, bf16 or 16 (GPU)."),
@@ -313,7 +318,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
         scan_for_training(data, target, task)  # every data error once, before any rank
         args = ["fit", str(data), "--target", target, "--out", str(out), "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
-                "--balance", balance, "--device", device, "--precision", precision]
+                "--balance", balance, "--device", device, "--precision", precision,
+                "--standardize" if standardize else "--no-standardize"]
         args += ["--cache-dir", str(cache_dir)] if cache_dir else []
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
@@ -331,7 +337,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 log=_log(quiet), overwrite=overwrite,
                                 lock=os.environ.get(LOCK_HELD) != "1",
                                 balance=None if balance == "none" else balance,
-                                device=device, precision=precision, cache=cache_dir)
+                                standardize=standardize, device=device,
+                                precision=precision, cache=cache_dir)
         if distributed.rank() == 0:
             if result.best_epoch:
                 by = ("calibrated validation loss" if result.task == "classification"

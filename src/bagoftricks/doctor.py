@@ -15,7 +15,7 @@ from .tabular import check_trainable, sample, scan
 
 def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr: float,
                   reference_batch_size: int, balance: str = "logit_adjust",
-                  range_test: bool = True) -> dict:
+                  range_test: bool = True, standardize: bool = True) -> dict:
     """Everything ``doctor`` says about a file: one streaming pass, and with
     ``range_test`` the LR ``bagoftricks fit --lr auto`` would find."""
     s = scan(data, target, task)
@@ -65,13 +65,16 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
                     "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
                                                       rule="sqrt").lr}
     if range_test:
-        report["lr_range_test"] = _range_test(data, s, task, batch_size, balance)
+        report["lr_range_test"] = _range_test(data, s, task, batch_size, balance,
+                                              standardize)
     return report
 
 
-def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str) -> dict:
-    """``fit --lr auto``'s sweep: the model it trains (seed 0), its optimizer and its loss's
-    logit adjustment, on as many rows as the sweep uses, drawn from the whole file."""
+def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str,
+                standardize: bool) -> dict:
+    """``fit --lr auto``'s sweep: the model it trains (seed 0), its optimizer, its
+    standardization and its loss's logit adjustment, on as many rows as the sweep uses,
+    drawn from the whole file (the standardization's statistics are the sample's)."""
     import warnings
 
     import torch
@@ -80,12 +83,15 @@ def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str) 
     from .lr_find import SWEEP_STEPS, lr_find
     from .model_io import HIDDEN
     from .models import tabular_mlp
+    from .standardize import TRAINING_FLOOR, RunningStandardizer, Standardize
 
     try:
         check_trainable(s, task)
     except ValueError as err:
         return {"skipped": str(err)}
-    X, y = sample(data, s.schema, SWEEP_STEPS * batch_size)
+    X, y = (torch.from_numpy(a) for a in sample(data, s.schema, SWEEP_STEPS * batch_size))
+    prepare = Standardize(RunningStandardizer(scale_floor=TRAINING_FLOOR).fit([X])) \
+        if standardize else None
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     adjustment = None
     if s.schema.task == "classification" and balance == "logit_adjust":
@@ -94,8 +100,8 @@ def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str) 
     with warnings.catch_warnings(record=True):  # a fallback is reported, not warned
         warnings.simplefilter("always")
         found = lr_find(tabular_mlp(X.shape[1], k, HIDDEN, seed=0),
-                        (torch.from_numpy(X), torch.from_numpy(y)), optimizer=adam,
-                        batch_size=batch_size, logit_adjustment=adjustment)
+                        (X, y), optimizer=adam, batch_size=batch_size, prepare=prepare,
+                        logit_adjustment=adjustment)
     return {"suggestion": found.suggestion, "fallback": found.fallback,
             "reason": found.reason, "rows": len(y)}
 

@@ -53,11 +53,13 @@ def check_fit_output(data: Path, out: Path, overwrite: bool) -> None:
 def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epochs: int,
                    batch_size: int, lr: float | str, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
-                   balance: str | None = "logit_adjust", device: str = "auto",
-                   precision: str = "32", cache: Path | None = None) -> FitResult:
-    """Scan, encode into a memory-mapped cache, train with the default tricks (10% held out for
-    the metrics, the best epoch by calibrated validation loss kept), and write ``out``; returns
-    the ``FitResult``.
+                   balance: str | None = "logit_adjust", standardize: bool = True,
+                   device: str = "auto", precision: str = "32",
+                   cache: Path | None = None) -> FitResult:
+    """Scan, encode into a memory-mapped cache, train with the default tricks and, with
+    ``standardize``, each feature column standardized (10% held out for the metrics, the
+    best epoch by calibrated validation loss kept), and write ``out``; returns the
+    ``FitResult``.
 
     Checkpoints live in ``out.partial/`` while training, so ``--resume`` continues a
     killed run and ``out`` appears only once complete. Rank 0 holds a lock on that
@@ -94,7 +96,8 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         model = tabular_mlp(X.shape[1], k, HIDDEN, seed=seed)
         try:
             result = fit(model, Subset(rows, tr), val_data=val, epochs=epochs,
-                         batch_size=batch_size, lr=lr, tricks=Tricks(balance=balance),
+                         batch_size=batch_size, lr=lr,
+                         tricks=Tricks(balance=balance, standardize=standardize),
                          checkpoint_dir=partial, resume=resume, seed=seed, log=log,
                          device=device, precision=precision)
         except FloatingPointError as err:  # a data error to the user: say which column
