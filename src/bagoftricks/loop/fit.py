@@ -81,7 +81,7 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         300 batches' worth of training rows drawn at random (a Dataset's through its
         loader), run after the tricks' setup (standardization and the loss's logit
         adjustment included) at the batch size trained with, so the Leslie rescaling has
-        nothing left to do (``bagoftricks fit``'s default; ``benchmarks/lr_auto.py``).
+        nothing left to do (``bagoftricks fit``'s default; ``benchmarks/cli_defaults.py``).
     tricks : a ``Tricks`` switchboard, or a list of ``Trick`` objects (for example
         ``[*Tricks().build(), MyTrick()]``), whose hooks run in list order.
     checkpoint_dir, resume, checkpoint_every : checkpoints every epoch (and every
