@@ -10,7 +10,8 @@
 
 Both give the labels (CPU, for the tricks' setup), a pass over the inputs (for the
 standardization statistics), the batches of an epoch from a position inside it, the
-validation batches, and a content digest that ties checkpoints to their data.
+validation batches, a random sample of rows (for the LR range test), and a content
+digest that ties checkpoints to their data.
 """
 
 from __future__ import annotations
@@ -134,10 +135,6 @@ class TensorInput:
         if self.rows is None:
             return iter(self.X.split(chunk))
         return (self.X[rows] for rows in self.rows.split(chunk))
-
-    def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The set as two CPU tensors (a copy for a subset)."""
-        return (self.X, self.labels) if self.rows is None else (self.X[self.rows], self.labels)
 
     def sample(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """At most ``n`` rows drawn at random, as CPU tensors (only those are copied)."""
