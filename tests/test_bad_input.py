@@ -3,6 +3,7 @@ never a silent wrong result. One test (or parameter) per case of the reliability
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -335,24 +336,28 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
     """Found by the command-line property test: cells near float32's largest value are
     valid floats, yet overflow in the first layer. Training that goes non-finite is one
     error naming the widest column, leaving nothing behind; a model whose scores go
-    non-finite on some rows refuses to write NaN probabilities."""
-    huge = 3.145055032616816e38
+    non-finite on some rows refuses to write NaN probabilities. (Raw features: the
+    command line's default standardization trains on these files.)"""
+    raw = ["--epochs", "1", "--quiet", "--no-standardize", "--lr", "1e-2"]  # (auto would
+    huge = 3.145055032616816e38  # add its too-few-rows warning)
     both = pd.DataFrame({"b": [0.0] * 19 + [huge], "x": [0.0] * 19 + [huge],
                          "y": [0] * 5 + [1] + [0] * 13 + [1]})
     both.to_csv(tmp_path / "both.csv", index=False)
     fitted = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y", "--out",
-                                 str(tmp_path / "m"), "--epochs", "1", "--quiet", "--lr",
-                                 "1e-2"])  # (auto would add its too-few-rows warning)
+                                 str(tmp_path / "m"), *raw])
     _one_line(fitted, "DATA: the training loss is not finite")
     assert "the widest column, 'b'" in fitted.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["both.csv"]
+    standardized = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y",
+                                       "--out", str(tmp_path / "s"), *raw[:3], "--lr", "1e-2"])
+    assert standardized.exit_code == 0, standardized.stderr
+    shutil.rmtree(tmp_path / "s")
 
     one = pd.DataFrame({"b": [0.0] * 17 + [huge, 0.0, 0.0], "y": [0] * 17 + [1, 0, 1]})
     one.to_csv(tmp_path / "one.csv", index=False)
     model = tmp_path / "model"
     assert runner.invoke(app, ["fit", str(tmp_path / "one.csv"), "--target", "y", "--out",
-                               str(model), "--epochs", "1", "--quiet", "--lr", "1e-2"]
-                         ).exit_code == 0
+                               str(model), *raw]).exit_code == 0
     with torch.no_grad():  # make the saved model overflow on that row whatever it learned
         state = torch.load(model / "model.pt")
         first = next(k for k in state if k.endswith("weight") and state[k].ndim == 2)
@@ -366,6 +371,6 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
     one["x"] = one["b"]  # the held-out huge row now overflows: no finite validation loss
     one.to_csv(tmp_path / "two.csv", index=False)
     fitted = runner.invoke(app, ["fit", str(tmp_path / "two.csv"), "--target", "y", "--out",
-                                 str(tmp_path / "m2"), "--epochs", "1", "--quiet"])
+                                 str(tmp_path / "m2"), *raw])
     assert fitted.exit_code == 0
     assert "(the last epoch: the validation loss was never finite)" in fitted.stdout

@@ -22,10 +22,12 @@ def problems(draw):
     return z, y, shift
 
 
-def platt_loss(z, y, temperature, shift=None):
+def platt_loss(z, y, temperature, shift=None, classes=None):
     """Cross-entropy against Laplace's targets, from a dense target matrix."""
     n, k = z.shape
-    targets = np.full((n, k), (1 - (n + 1) / (n + 2)) / (k - 1))
+    classes = np.ones(k, bool) if classes is None else classes
+    targets = np.where(classes, (1 - (n + 1) / (n + 2)) / (classes.sum() - 1), 0.0)
+    targets = np.repeat(targets[None], n, 0)
     targets[np.arange(n), y] = (n + 1) / (n + 2)
     s = z / temperature + (0 if shift is None else shift)
     log_p = s - logsumexp(s, 1, keepdims=True)
@@ -33,16 +35,19 @@ def platt_loss(z, y, temperature, shift=None):
 
 
 @settings(max_examples=150, deadline=None)
-@given(problems())
-def test_the_temperature_minimizes_the_log_loss_as_scipy_finds_it(problem):
+@given(problems(), st.booleans())
+def test_the_temperature_minimizes_the_log_loss_as_scipy_finds_it(problem, unseen):
     z, y, shift = problem
-    t = fit_temperature(torch.as_tensor(z), torch.as_tensor(y), shift)
+    classes = None  # with unseen: the last class gets no target (training never saw it)
+    if unseen and len(set(y)) < z.shape[1] - 1:
+        classes = np.arange(z.shape[1]) != np.setdiff1d(np.arange(z.shape[1]), y)[-1]
+    t = fit_temperature(torch.as_tensor(z), torch.as_tensor(y), shift, classes)
     assert type(t) is float and BOUNDS[0] <= t <= BOUNDS[1]  # (a record saves it)
-    ref = minimize_scalar(lambda u: platt_loss(z, y, float(np.exp(u)), shift),
+    ref = minimize_scalar(lambda u: platt_loss(z, y, float(np.exp(u)), shift, classes),
                           bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-10})
-    ours = platt_loss(z, y, t, shift)
+    ours = platt_loss(z, y, t, shift, classes)
     assert ours <= ref.fun + 1e-9 * max(1.0, abs(ref.fun))
-    assert ours <= platt_loss(z, y, 1.0, shift) + 1e-12  # never worse than none
+    assert ours <= platt_loss(z, y, 1.0, shift, classes) + 1e-12  # never worse than none
 
 
 def test_a_separated_validation_set_softens_to_laplaces_target_not_to_the_bound():
@@ -89,6 +94,8 @@ def test_the_temperature_layer_divides_and_keeps_the_ranking():
     ((np.ones((2, 2)), np.array([0, 2])), r"^y: expected 2 class indices"),
     ((np.ones((2, 2)), np.array([0.0, 1.0])), r"^y: expected 2 class indices"),
     ((np.ones((2, 2)), np.array([0, 1]), np.ones(3)), r"^shift: expected 2 values"),
+    ((np.ones((2, 3)), np.array([0, 1]), None, [True, False, True]),
+     r"^classes: expected 3 flags including every label of y"),
 ])
 def test_bad_input(args, match):
     with pytest.raises(ValueError, match=match):

@@ -23,11 +23,13 @@ def calibrated_nll(logits, y, temperature: float, shift=None) -> float:
     return _loss_and_softmax(1 / temperature, z, y, c)[0]
 
 
-def fit_temperature(logits, y, shift=None) -> float:
+def fit_temperature(logits, y, shift=None, classes=None) -> float:
     """The ``T`` in ``BOUNDS`` minimizing the log loss of ``softmax(logits / T + shift)``
     (``shift``: a prior correction added after the division, as the predictor adds it)
     against soft targets rather than hard labels: each of the ``n`` rows puts
-    ``(n + 1) / (n + 2)`` on its label and the rest evenly on the other classes (Laplace's
+    ``(n + 1) / (n + 2)`` on its label and the rest evenly on the other ``classes`` (a
+    boolean mask over the columns, default all: a class training never saw gets none;
+    Laplace's
     rule of succession, as in Platt's (1999) targets, over the whole set: ``T`` is one
     parameter). Hard labels send ``T`` to its lower bound (logits times 100) whenever the
     model separates the validation rows, as it does on a small table, and the held-out
@@ -40,10 +42,14 @@ def fit_temperature(logits, y, shift=None) -> float:
     (tensors are read once)."""
     z, y, c = _checked(logits, y, shift)
     n, k = z.shape
-    own = (n + 1) / (n + 2) if k > 1 else 1.0
-    t = (own, (1 - own) / max(k - 1, 1))  # the target on a row's class, and on each other
+    among = np.ones(k, bool) if classes is None else np.asarray(classes, bool)
+    if among.shape != (k,) or not among[y].all():
+        raise ValueError(f"classes: expected {k} flags including every label of y")
+    m = int(among.sum())
+    own = (n + 1) / (n + 2) if m > 1 else 1.0
+    t = (own, (1 - own) / max(m - 1, 1), among)  # on a row's class, on each other one
     rows = np.arange(n)
-    zt = t[0] * z[rows, y] + t[1] * (z.sum(1) - z[rows, y])  # the target-weighted logit
+    zt = t[0] * z[rows, y] + t[1] * (z[:, among].sum(1) - z[rows, y])  # target-weighted
     lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
     a = 1.0
     f, p = _loss_and_softmax(a, z, y, c, t)
@@ -69,14 +75,14 @@ def fit_temperature(logits, y, shift=None) -> float:
 def _loss_and_softmax(a: float, z: np.ndarray, y: np.ndarray, c: np.ndarray,
                       t: tuple | None = None) -> tuple:
     """(mean cross-entropy of ``softmax(a z + c)`` against the labels ``y``, or against
-    targets putting ``t[0]`` on a row's class and ``t[1]`` on each other; that softmax),
-    from one exponential."""
+    targets putting ``t[0]`` on a row's class and ``t[1]`` on each other one of the
+    classes ``t[2]``; that softmax), from one exponential."""
     s = a * z + c
     s -= s.max(1, keepdims=True)
     e = np.exp(s)
     total = e.sum(1)
     on_label = s[np.arange(len(y)), y]
-    target = on_label if t is None else t[0] * on_label + t[1] * (s.sum(1) - on_label)
+    target = on_label if t is None else t[0] * on_label + t[1] * (s[:, t[2]].sum(1) - on_label)
     return float((np.log(total) - target).mean()), e / total[:, None]
 
 

@@ -40,7 +40,9 @@ def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
         raw, c = out[:, :num_classes], c[:num_classes]
         fitted = torch.ones(len(y), dtype=torch.bool) if seen is None else seen.cpu()[y]
         finite = bool(torch.isfinite(raw).all())
-        t = fit_temperature(raw[fitted], y[fitted], c) if finite and bool(fitted.any()) else 1.0
+        among = None if seen is None else seen.cpu()  # the soft targets' classes
+        t = fit_temperature(raw[fitted], y[fitted], c, among) if finite and bool(
+            fitted.any()) else 1.0
         scores = raw + c
         val_loss = nn.functional.cross_entropy(scores, y).item()
         return {"val_loss": val_loss,
