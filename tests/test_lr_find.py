@@ -31,8 +31,9 @@ def test_the_sweep_restores_the_model_and_suggests_a_tenth_of_the_minimum():
     assert found.suggestion == pytest.approx(found.lrs[at] / 10)
     assert 1e-5 < found.suggestion < 1  # Adam-family on standard-normal features
     assert found.losses[at] < 0.9 * found.losses[0]  # the loss did come down first
-    lrs = np.array(found.lrs)  # an exponential sweep
-    np.testing.assert_allclose(np.diff(np.log(lrs)), np.log(lrs[1] / lrs[0]), rtol=1e-9)
+    lrs = np.array(found.lrs)  # an exponential sweep from 1e-7 to 10 over the 80 steps
+    np.testing.assert_allclose(np.diff(np.log(lrs)), np.log(1e8) / 79, rtol=1e-9)
+    assert lrs[0] == 1e-7
 
 
 def test_fallbacks_warn_and_return_the_fallback_lr():

@@ -111,7 +111,7 @@ def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
     finally:
         model.load_state_dict(saved)
     skip = steps // 10  # a few batches' average, not yet a curve (fastai skips them too)
-    if len(result.losses) < max(2, skip + 2):
+    if len(result.losses) < skip + 2:  # (two points past the skipped tenth, at least)
         return _fallback(result, f"the loss diverged after {len(result.losses)} of {steps} "
                                  "steps")
     at = min(range(skip, len(result.losses)), key=result.losses.__getitem__)
