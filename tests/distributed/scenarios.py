@@ -82,7 +82,7 @@ def bias_sharded(rank: int, world: int, y: list, kind: str, w: list | None = Non
 
 def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False,
             kill_at: int | None = None, epochs: int = 3, balance: str = "logit_adjust",
-            n: int = 240, dataset: bool = False) -> dict:
+            n: int = 240, dataset: bool = False, lr: float | str = 1e-2) -> dict:
     """The reference loop under DDP on the worker's data; optionally SIGKILL at a step."""
     import signal
 
@@ -106,8 +106,9 @@ def fit_run(rank: int, world: int, ckpt: str | None = None, resume: bool = False
     res = fit(model, inputs(X[:n], y[:n], dataset), val_data=inputs(X[240:], y[240:], dataset),
               epochs=epochs,
               batch_size=16, tricks=Tricks.all(balance=balance), checkpoint_dir=ckpt, resume=resume,
-              checkpoint_every=5, seed=3, log="none")
+              checkpoint_every=5, seed=3, log="none", lr=lr)
     return {"train": res.history.series("train_loss"), "val": res.history.series("val_loss"),
+            "lr": res.history.epochs[0]["lr"],
             "weights": [p.detach().double().flatten().tolist() for p in model.parameters()]}
 
 

@@ -55,6 +55,15 @@ def test_two_process_fit_matches_one_process_per_epoch(balance, n, dataset):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6)
 
 
+def test_two_processes_find_the_one_process_lr():
+    """fit(lr="auto") on 2 ranks: every rank sweeps the same seeded rows and they train
+    at one LR, the one a single process finds."""
+    two = harness.run("fit_run", 2, lr="auto", epochs=1)
+    one = scenarios.fit_run(0, 1, lr="auto", epochs=1)
+    assert two[0]["lr"] == two[1]["lr"] == one["lr"] != 1e-3  # (1e-3: the fallback)
+    np.testing.assert_allclose(two[0]["train"], one["train"], rtol=0, atol=1e-5)
+
+
 def test_two_process_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     full = harness.run("fit_run", 2, ckpt=str(tmp_path / "a"))
     harness.run("fit_run", 2, ckpt=str(tmp_path / "b"), kill_at=40, expect_kill=True)
