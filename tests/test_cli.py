@@ -154,6 +154,7 @@ def test_compare_with_ablation_writes_a_report(churn_csv, tmp_path):
     assert result.exit_code == 0, result.output
     assert "with centralize" in result.output and "without balance" in result.output
     assert {"report.md", "loss.png", "lr.png", "recall.png"} <= {p.name for p in out.iterdir()}
+    assert "encoded features, standardized, 20% held out" in (out / "report.md").read_text()
 
 
 def test_demo_runs_and_writes_the_report(tmp_path):

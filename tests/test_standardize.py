@@ -309,3 +309,17 @@ def test_older_states_without_with_mean_still_center():
 def test_with_mean_must_be_a_bool():
     with pytest.raises(ValueError, match="with_mean: expected True or False, got 'no'"):
         RunningStandardizer(with_mean="no")
+
+
+def test_standardized_columns_match_scikit_learn_on_the_training_rows():
+    from bagoftricks.standardize import standardized_columns
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 4)) * [1.0, 3, 2, 1.5] + [0, 1e3, -4, 2]
+    rows = rng.choice(300, 200, replace=False)
+    expected = StandardScaler().fit(X[rows]).transform(X)  # (no std under the floor: 1/4
+    np.testing.assert_allclose(standardized_columns(X, rows), expected, atol=1e-4)  # of 1.75)
+    X[:, 0] *= 0.01  # under the floor: scaled by a quarter of the median std instead
+    floored = standardized_columns(X, rows)[:, 0]
+    median = np.median(X[rows].std(0))
+    np.testing.assert_allclose(floored, (X[:, 0] - X[rows, 0].mean()) / (0.25 * median),
+                               atol=1e-4)

@@ -167,6 +167,9 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             ablate: bool = typer.Option(False, help="Also switch each trick off in turn."),
             epochs: int = typer.Option(30), batch_size: int = typer.Option(64),
             lr: float = typer.Option(1e-2), seeds: int = typer.Option(3),
+            standardize: bool = typer.Option(True, help="Standardize each feature column for "
+                                             "every run, as fit does (statistics of the "
+                                             "training rows)."),
             out: Path = typer.Option(Path("bagoftricks-compare"), help="Report folder."),
             overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
             quiet: bool = typer.Option(False, "--quiet")) -> None:
@@ -177,19 +180,23 @@ def compare(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     from .experiments import variants as make_variants
     from .files import check_output_folder
     from .report import write_report
+    from .standardize import standardized_columns
     from .tabular import read
 
     _check_common(epochs=epochs, batch_size=batch_size, lr=lr, seeds=seeds, task=task)
     check_output_folder(out, command="compare", inputs=[data], overwrite=overwrite)
     s, X, y = read(data, target, task)
     tr, va = stratified_split(y, 0.2)
+    if standardize:  # every run sees what bagoftricks fit trains on
+        X = standardized_columns(X, tr)
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     runs = run_all((X[tr], y[tr]), (X[va], y[va]), k, make_variants(ablate), epochs=epochs,
                    batch_size=batch_size, lr=lr, seeds=seeds, log=_log(quiet))
     header, rows, _ = summarize(runs)
     title = f"{data.name} -> {target}: plain vs the defaults vs all tricks"
     _print_table(title, header, rows)
-    write_report(out, title, f"{s.rows} rows, {X.shape[1]} encoded features, 20% held out.",
+    write_report(out, title, f"{s.rows} rows, {X.shape[1]} encoded features"
+                 f"{', standardized' if standardize else ''}, 20% held out.",
                  first_seed_histories(runs), header, rows,
                  [str(c) for c in s.schema.classes] if s.schema.classes else None,
                  command="compare")

@@ -83,15 +83,15 @@ def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str,
     from .lr_find import SWEEP_STEPS, lr_find
     from .model_io import HIDDEN
     from .models import tabular_mlp
-    from .standardize import TRAINING_FLOOR, RunningStandardizer, Standardize
+    from .standardize import standardized_columns
 
     try:
         check_trainable(s, task)
     except ValueError as err:
         return {"skipped": str(err)}
-    X, y = (torch.from_numpy(a) for a in sample(data, s.schema, SWEEP_STEPS * batch_size))
-    prepare = Standardize(RunningStandardizer(scale_floor=TRAINING_FLOOR).fit([X])) \
-        if standardize else None
+    X, y = sample(data, s.schema, SWEEP_STEPS * batch_size)
+    if standardize:
+        X = standardized_columns(X, np.arange(len(X)))
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
     adjustment = None
     if s.schema.task == "classification" and balance == "logit_adjust":
@@ -100,8 +100,8 @@ def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str,
     with warnings.catch_warnings(record=True):  # a fallback is reported, not warned
         warnings.simplefilter("always")
         found = lr_find(tabular_mlp(X.shape[1], k, HIDDEN, seed=0),
-                        (X, y), optimizer=adam, batch_size=batch_size, prepare=prepare,
-                        logit_adjustment=adjustment)
+                        (torch.from_numpy(X), torch.from_numpy(y)), optimizer=adam,
+                        batch_size=batch_size, logit_adjustment=adjustment)
     return {"suggestion": found.suggestion, "fallback": found.fallback,
             "reason": found.reason, "rows": len(y)}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -324,3 +325,12 @@ class Standardize(nn.Module):
             return (x - self.mean) / self.scale  # features last: plain broadcasting
         shape = _stat_shape(x.ndim, self.dim)
         return (x - self.mean.reshape(shape).to(x.dtype)) / self.scale.reshape(shape).to(x.dtype)
+
+
+def standardized_columns(X, rows) -> np.ndarray:
+    """``X`` (rows x columns) with each column standardized by the statistics of the rows
+    ``rows`` (with training's scale floor), as ``bagoftricks fit`` trains; float32."""
+    X = torch.as_tensor(X, dtype=torch.float32)
+    fitted = RunningStandardizer(scale_floor=TRAINING_FLOOR).fit([X[torch.as_tensor(rows)]])
+    with torch.no_grad():
+        return Standardize(fitted)(X).numpy()
