@@ -346,7 +346,8 @@ def test_values_that_overflow_float32_in_the_network_are_a_data_error_not_a_nan(
     fitted = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y", "--out",
                                  str(tmp_path / "m"), *raw])
     _one_line(fitted, "DATA: the training loss is not finite")
-    assert "the widest column, 'b'" in fitted.stderr
+    assert "the widest column, 'b'" in fitted.stderr and "leave out --no-standardize" in \
+        fitted.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["both.csv"]
     standardized = runner.invoke(app, ["fit", str(tmp_path / "both.csv"), "--target", "y",
                                        "--out", str(tmp_path / "s"), *raw[:3], "--lr", "1e-2"])

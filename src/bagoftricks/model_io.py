@@ -102,8 +102,8 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                          device=device, precision=precision)
         except FloatingPointError as err:  # a data error to the user: say which column
             what = str(err).split(";")[0].removeprefix("LossAccumulator: ")
-            raise ValueError(f"DATA: the training loss is not finite ({what}){_widest(s)}"
-                             ) from None
+            raise ValueError(f"DATA: the training loss is not finite ({what})"
+                             f"{_widest(s, standardize)}") from None
         # the best epoch's weights behind the standardizer; the priors go to config.json
         standardize = (Standardize(result.standardizer) if result.standardizer is not None
                        else Standardize(num_features=X.shape[1]))  # identity: same format
@@ -191,14 +191,15 @@ def _leave_only_what_resumes(partial: Path, own_cache: Path | None) -> None:
     remove_if_unused(partial)
 
 
-def _widest(scan) -> str:
-    """``; the widest column, 'c', has std 3.1e+37: rescale it`` (or nothing)."""
+def _widest(scan, standardized: bool) -> str:
+    """``; the widest column, 'c', has std 3.1e+37: rescale it`` (or standardize it, when
+    training did not), or nothing."""
     if scan.standardizer is None or not scan.schema.numeric:
         return ""
     std = scan.standardizer.std.tolist()
     j = max(range(len(std)), key=lambda i: std[i] if math.isfinite(std[i]) else -1.0)
     return (f"; the widest column, {scan.schema.numeric[j]!r}, has std {std[j]:.3g}: rescale "
-            "it")
+            "it" + ("" if standardized else " (or leave out --no-standardize)"))
 
 
 @torch.no_grad()
