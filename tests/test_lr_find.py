@@ -83,8 +83,9 @@ def test_fit_with_lr_auto_trains_at_the_range_test_suggestion():
 
 
 def test_the_first_tenth_of_the_sweep_is_not_a_minimum():
-    """Found on a 5%-positive table: the first batches held no fraud, their average was
-    the lowest smoothed loss of the sweep, and the suggestion was 1.06e-8."""
+    """Found on an 8%-positive table: the second batch held one positive in 64, the
+    average of the first two was the lowest smoothed loss of the sweep, and the
+    suggestion was 1.06e-8."""
     from test_prior import _rare_problem
     X, y = (torch.as_tensor(a) for a in _rare_problem(4000, 0.05, 23))
     prior = torch.bincount(y) / len(y)

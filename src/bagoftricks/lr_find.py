@@ -8,8 +8,8 @@ smoothed loss exceeds ``diverge`` times its minimum (or is not finite). The sugg
 is the one at the smoothed loss's minimum after the first tenth of the sweep, divided
 by 10 (fastai's ``minimum`` rule: the minimum itself is already too large to train at).
 The first tenth is left out as fastai leaves it out: its average holds a few batches,
-and on a 5%-positive table two fraud-free first batches made it the minimum (a
-suggestion of 1e-8). The model's weights are restored.
+and on an 8%-positive table a second batch with one positive in 64 made the average of
+the first two the minimum (a suggestion of 1e-8). The model's weights are restored.
 
 Fallbacks, each with a warning and ``fallback=True``: fewer rows than one batch, a
 sweep that diverges within its first 10% of steps, a smoothed loss that never falls
