@@ -247,7 +247,8 @@ def doctor(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
     if sweep:
         summary.add_row("LR range test (fit --lr auto)", sweep.get("skipped") or (
             f"{sweep['suggestion']:.3g} @ B={batch_size} ({sweep['reason']}; "
-            f"{sweep['rows']} rows)"))
+            f"{sweep['rows']} rows of the whole file: fit sweeps its training split, so "
+            "its LR differs by the sweep's noise)"))
     console.print(summary)
     if "classes" in rep:
         t = Table(title="classes")
