@@ -25,6 +25,7 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
               "non_finite": {c: n for c, n in s.nonfinite.items() if n},
               "target_problems": s.target_problems,
               "classes_too_small_to_validate": s.small_classes}
+    adjustment = None  # what the logit-adjusted loss adds to the logits (tau = 1)
     if s.schema.task == "classification":
         counts = np.array(list(s.class_counts.values()), dtype=float)
         p = counts / counts.sum()
@@ -35,6 +36,8 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
         logq = np.log(effective)
         # the loss sees the effective prior (the natural one under the logit-adjusted loss)
         seen = p if balance == "logit_adjust" else effective
+        if balance == "logit_adjust":
+            adjustment = np.log(p)
 
         def per_class(values):
             return dict(zip(s.class_counts, np.round(values, 6).tolist(), strict=True))
@@ -65,12 +68,12 @@ def doctor_report(data: Path, target: str, task: str | None, batch_size: int, lr
                     "rescaled_lr_adam": scale_hparams(lr, reference_batch_size, batch_size,
                                                       rule="sqrt").lr}
     if range_test:
-        report["lr_range_test"] = _range_test(data, s, task, batch_size, balance,
+        report["lr_range_test"] = _range_test(data, s, task, batch_size, adjustment,
                                               standardize)
     return report
 
 
-def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str,
+def _range_test(data: Path, s, task: str | None, batch_size: int, adjustment,
                 standardize: bool) -> dict:
     """``fit --lr auto``'s sweep: the model it trains (seed 0), its optimizer, its
     standardization and its loss's logit adjustment, on as many rows as the sweep uses,
@@ -93,10 +96,8 @@ def _range_test(data: Path, s, task: str | None, batch_size: int, balance: str,
     if standardize:
         X = standardized_columns(X, np.arange(len(X)))
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
-    adjustment = None
-    if s.schema.task == "classification" and balance == "logit_adjust":
-        counts = torch.tensor(list(s.class_counts.values()), dtype=torch.float64)
-        adjustment = (counts / counts.sum()).log().float()
+    if adjustment is not None:
+        adjustment = torch.as_tensor(adjustment, dtype=torch.float32)
     with warnings.catch_warnings(record=True):  # a fallback is reported, not warned
         warnings.simplefilter("always")
         found = lr_find(tabular_mlp(X.shape[1], k, HIDDEN, seed=0),

@@ -9,6 +9,7 @@ loaded. Zero-variance features get scale 1.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Iterable
 
@@ -327,10 +328,24 @@ class Standardize(nn.Module):
         return (x - self.mean.reshape(shape).to(x.dtype)) / self.scale.reshape(shape).to(x.dtype)
 
 
+def training_standardizer(batches: Iterable, per: str = "feature", dim: int | None = None,
+                          scale_floor: float = TRAINING_FLOOR,
+                          with_mean: bool = True) -> RunningStandardizer:
+    """The standardizer training fits: one pass over ``batches``, its feature axis ``dim``
+    or, when None, the one ``feature_axis`` gives the first batch for ``per``."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("batches: empty, nothing to fit")
+    if dim is None:
+        dim = feature_axis(first.ndim, per)
+    return RunningStandardizer(dim=dim, scale_floor=scale_floor, with_mean=with_mean).fit(
+        itertools.chain([first], batches))
+
+
 def standardized_columns(X, rows) -> np.ndarray:
     """``X`` (rows x columns) with each column standardized by the statistics of the rows
-    ``rows`` (with training's scale floor), as ``bagoftricks fit`` trains; float32."""
+    ``rows``, as ``bagoftricks fit`` trains; float32."""
     X = torch.as_tensor(X, dtype=torch.float32)
-    fitted = RunningStandardizer(scale_floor=TRAINING_FLOOR).fit([X[torch.as_tensor(rows)]])
     with torch.no_grad():
-        return Standardize(fitted)(X).numpy()
+        return Standardize(training_standardizer([X[torch.as_tensor(rows)]]))(X).numpy()

@@ -39,7 +39,6 @@ Its state (the plateau schedulers) is saved in Lightning checkpoints and restore
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
 
@@ -53,13 +52,7 @@ from ..centralize import Centralized
 from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
-from ..standardize import (
-    TRAINING_FLOOR,
-    RunningStandardizer,
-    Standardize,
-    feature_axis,
-    standardize_per,
-)
+from ..standardize import Standardize, standardize_per, training_standardizer
 from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
@@ -122,11 +115,8 @@ class BagOfTricks(pl.Callback):
             self._checks["loss"] = False
 
     def _add_standardization(self, pl_module, loader) -> None:
-        batches = (_inputs(batch) for batch in loader)
-        first = next(batches)
-        standardizer = RunningStandardizer(dim=feature_axis(first.ndim, self.standardize),
-                                           scale_floor=TRAINING_FLOOR)
-        standardizer.fit(itertools.chain([first], batches))
+        standardizer = training_standardizer((_inputs(batch) for batch in loader),
+                                             self.standardize)
         pl_module.add_module(STANDARDIZE_NAME, Standardize(standardizer))
         self._checks["standardize"] = False
 

@@ -10,7 +10,6 @@ centralizing step; the plateau scheduler last, on the final optimizer).
 from __future__ import annotations
 
 import contextlib
-import itertools
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -29,10 +28,9 @@ from ..scaling import scale_hparams
 from ..standardize import (
     PER,
     TRAINING_FLOOR,
-    RunningStandardizer,
     Standardize,
-    feature_axis,
     standardize_per,
+    training_standardizer,
 )
 from .protocol import Context, Trick
 
@@ -86,12 +84,8 @@ class Standardization(Trick):
         self.dim, self.scale_floor, self.with_mean, self.per = dim, scale_floor, with_mean, per
 
     def setup(self, ctx: Context) -> None:
-        chunks = ctx.inputs()
-        first = next(chunks)
-        dim = self.dim if self.dim is not None else feature_axis(first.ndim, self.per)
-        ctx.standardizer = RunningStandardizer(dim=dim, scale_floor=self.scale_floor,
-                                               with_mean=self.with_mean).fit(
-            itertools.chain([first], chunks))
+        ctx.standardizer = training_standardizer(ctx.inputs(), self.per, self.dim,
+                                                 self.scale_floor, self.with_mean)
         layer = Standardize(ctx.standardizer).to(ctx.device)
         ctx.prepare = layer.forward  # no module-call overhead
 

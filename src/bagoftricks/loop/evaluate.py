@@ -38,11 +38,11 @@ def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
                              f"{out.shape[1]} outputs")
         c = shift.shift.cpu() if shift is not None else torch.zeros(out.shape[1])
         raw, c = out[:, :num_classes], c[:num_classes]
-        fitted = torch.ones(len(y), dtype=torch.bool) if seen is None else seen.cpu()[y]
+        among = None if seen is None else seen.cpu()  # the classes training had
+        fitted = torch.ones(len(y), dtype=torch.bool) if among is None else among[y]
         finite = bool(torch.isfinite(raw).all())
-        among = None if seen is None else seen.cpu()  # the soft targets' classes
-        t = fit_temperature(raw[fitted], y[fitted], c, among) if finite and bool(
-            fitted.any()) else 1.0
+        usable = finite and bool(fitted.any())
+        t = fit_temperature(raw[fitted], y[fitted], c, among) if usable else 1.0
         scores = raw + c
         val_loss = nn.functional.cross_entropy(scores, y).item()
         return {"val_loss": val_loss,
