@@ -13,6 +13,11 @@ as `fit` does by default).
   the worst ratio of a class's mean predicted probability to its rate, with the
   correction to the true prior (what ``predict`` outputs) and without it (the effective
   prior the raw logits model; both temperature-scaled as the predictor is).
+- "class bias": the logit-adjusted loss with ``fit(class_bias=True)`` (a bias a class
+  fitted on the validation rows after the temperature).
+- An outside reference on the same splits: scikit-learn's ``LogisticRegression``
+  (standardized features, C=1), unweighted, deciding by its own scores: how close a
+  well-regularized linear model gets to each class's rate with the same rows.
 
     python examples/prior_evidence.py [--seeds 5] [--epochs 150] [--lr 1e-3] [--quick]
 """
@@ -25,14 +30,19 @@ import time
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, log_loss, recall_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from bagoftricks import Tricks, fit
 from bagoftricks.data import load, stratified_split
 from bagoftricks.models import tabular_mlp
 
-VARIANTS = {"plain": None, "balanced weights": "weights", "oversampling": "oversample",
-            "logit-adjusted loss": "logit_adjust"}
+VARIANTS = {"plain": (None, False), "balanced weights": ("weights", False),
+            "oversampling": ("oversample", False), "logit-adjusted loss": ("logit_adjust", False),
+            "logit-adjusted loss, class bias": ("logit_adjust", True)}
+REFERENCE = "scikit-learn logistic regression"
 
 
 def breast_cancer_rare(seed: int, rate: float = 0.01):
@@ -77,7 +87,7 @@ def calibration(p, y, k):
 
 
 def run(name: str, seeds: int, epochs: int, options: dict):
-    rows = {v: [] for v in [*VARIANTS, "plain, adjusted post hoc"]}
+    rows = {v: [] for v in [*VARIANTS, "plain, adjusted post hoc", REFERENCE]}
     for seed in range(seeds):
         X, y, Xh, yh = dataset(name, seed)
         k = int(max(y.max(), yh.max())) + 1
@@ -85,11 +95,11 @@ def run(name: str, seeds: int, epochs: int, options: dict):
         prior = np.bincount(y[tr], minlength=k) / len(tr)
         rare = int(np.argmin(np.where(prior > 0, prior, np.inf)))
         Xp, yp = at_training_prior(Xh, yh, prior, 20000, seed)
-        for variant, balance in VARIANTS.items():
+        for variant, (balance, class_bias) in VARIANTS.items():
             t0 = time.perf_counter()
             res = fit(tabular_mlp(X.shape[1], k, seed=seed), (X[tr], y[tr]),
                       val_data=(X[va], y[va]), epochs=epochs, tricks=Tricks(balance=balance),
-                      seed=seed, log="none", **options)
+                      class_bias=class_bias, seed=seed, log="none", **options)
             seconds = time.perf_counter() - t0
             deciders = {variant: res.predictor if balance is None
                         else res.predictor_for("balanced")}
@@ -103,6 +113,16 @@ def run(name: str, seeds: int, epochs: int, options: dict):
                                   recall_score(yh, pred, labels=[rare], average="macro"),
                                   *calibration(corrected, yp, k), *calibration(raw, yp, k),
                                   res.best_epoch, seconds])
+        t0 = time.perf_counter()
+        ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        ref.fit(X[tr], y[tr])
+        seconds = time.perf_counter() - t0
+        p = np.zeros((len(Xp), k))
+        p[:, ref.classes_] = ref.predict_proba(Xp)
+        pred = ref.predict(Xh)
+        rows[REFERENCE].append([balanced_accuracy_score(yh, pred),
+                                recall_score(yh, pred, labels=[rare], average="macro"),
+                                *calibration(p, yp, k), *calibration(p, yp, k), 0, seconds])
     return {key: np.array(v) for key, v in rows.items()}
 
 

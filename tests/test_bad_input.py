@@ -220,7 +220,8 @@ def _predict(model_dir, data, out):
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "config-huge", "config-text",
-                                    "temperature-zero", "temperature-text"])
+                                    "temperature-zero", "temperature-text", "class-bias-short",
+                                    "class-bias-nan"])
 def test_a_damaged_model_folder_is_one_line(model_dir, tmp_path, damage):
     weights, config = model_dir / "model.pt", model_dir / "config.json"
     if damage == "garbage":
@@ -234,6 +235,10 @@ def test_a_damaged_model_folder_is_one_line(model_dir, tmp_path, damage):
         cfg = json.loads(config.read_text())
         assert "temperature" in cfg
         config.write_text(json.dumps({**cfg, "temperature": 0 if "zero" in damage else "hot"}))
+    elif damage.startswith("class-bias"):
+        cfg = json.loads(config.read_text())
+        config.write_text(json.dumps({**cfg, "class_bias": [0.5] if "short" in damage
+                                      else [float("nan")] * cfg["out_features"]}))
     else:
         config.write_text("{not json")
     _one_line(_predict(model_dir, tmp_path / "data.csv", tmp_path / "p.csv"),

@@ -1,14 +1,21 @@
-"""Temperature scaling against SciPy's bounded scalar minimizer, and in the predictor."""
+"""Temperature scaling against SciPy's bounded scalar minimizer, the class bias against
+SciPy's BFGS, and both in the predictor."""
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import logsumexp
 
-from bagoftricks.calibration import BOUNDS, Temperature, calibrated_nll, fit_temperature
+from bagoftricks.calibration import (
+    BOUNDS,
+    Temperature,
+    calibrated_nll,
+    fit_class_bias,
+    fit_temperature,
+)
 
 
 @st.composite
@@ -50,6 +57,50 @@ def test_the_temperature_minimizes_the_log_loss_as_scipy_finds_it(problem, unsee
     assert ours <= platt_loss(z, y, 1.0, shift, classes) + 1e-12  # never worse than none
 
 
+def soft_targets(n, k, y, classes):
+    targets = np.where(classes, (1 - (n + 1) / (n + 2)) / (classes.sum() - 1), 0.0)
+    targets = np.repeat(targets[None], n, 0)
+    targets[np.arange(n), y] = (n + 1) / (n + 2)
+    return targets
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(), st.booleans())
+def test_the_class_bias_minimizes_the_log_loss_as_scipy_finds_it(problem, unseen):
+    z, y, shift = problem
+    n, k = z.shape
+    classes = np.ones(k, bool)  # with unseen: one class training never saw, left out
+    if unseen and len(set(y)) < k - 1:
+        classes[np.setdiff1d(np.arange(k), y)[-1]] = False
+    b = fit_class_bias(torch.as_tensor(z), torch.as_tensor(y), shift, classes)
+    assert b.shape == (k,) and np.all(b[~classes] == 0) and abs(b[classes].sum()) < 1e-9
+    s = (z + (0 if shift is None else shift))[:, classes]
+    targets = soft_targets(n, k, y, classes)[:, classes]
+
+    def loss(bias):
+        v = s + bias
+        return (logsumexp(v, 1) - (targets * v).sum(1)).mean()
+
+    ref = minimize(loss, np.zeros(classes.sum()), method="BFGS", options={"gtol": 1e-10})
+    assert loss(b[classes]) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    assert loss(b[classes]) <= loss(np.zeros(classes.sum())) + 1e-12  # never worse than none
+
+
+def test_the_class_bias_matches_each_classs_mean_probability_to_its_rate():
+    rng = np.random.default_rng(3)
+    y = rng.choice(4, 3000, p=[0.55, 0.25, 0.15, 0.05])
+    z = rng.normal(size=(3000, 4))
+    z[np.arange(3000), y] += 2.0
+    z[:, 3] -= 3.0  # a model that under-predicts its rarest class
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    assert p.mean(0)[3] < 0.7 * 0.05
+    b = fit_class_bias(z, y)
+    q = np.exp(z + b) / np.exp(z + b).sum(1, keepdims=True)
+    share = soft_targets(3000, 4, y, np.ones(4, bool)).mean(0)  # the rates, to 1e-3
+    np.testing.assert_allclose(q.mean(0), share, rtol=1e-9)
+    np.testing.assert_allclose(share, np.bincount(y) / 3000, atol=1e-3)
+
+
 def test_a_separated_validation_set_softens_to_laplaces_target_not_to_the_bound():
     y = np.repeat(np.arange(3), 10)  # 30 rows: the target on each label is 31/32
     z = np.zeros((30, 3))
@@ -84,6 +135,9 @@ def test_the_temperature_layer_divides_and_keeps_the_ranking():
     torch.testing.assert_close(layer(z), z / 2)
     assert torch.equal(layer(z).argmax(1), z.argmax(1))
     assert set(dict(layer.named_buffers())) == {"temperature"}  # saved with a model
+    biased = Temperature(2.0, [0.5, -1.0, 0.0])
+    torch.testing.assert_close(biased(z), z / 2 + torch.tensor([0.5, -1.0, 0.0]))
+    assert set(dict(biased.named_buffers())) == {"temperature", "bias"}
 
 
 @pytest.mark.parametrize("args, match", [
@@ -97,6 +151,7 @@ def test_the_temperature_layer_divides_and_keeps_the_ranking():
     ((np.ones((2, 3)), np.array([0, 1]), None, [True, False, True]),
      r"^classes: expected 3 flags including every label of y"),
 ])
-def test_bad_input(args, match):
+@pytest.mark.parametrize("fitter", [fit_temperature, fit_class_bias])
+def test_bad_input(args, match, fitter):
     with pytest.raises(ValueError, match=match):
-        fit_temperature(*args)
+        fitter(*args)

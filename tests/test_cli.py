@@ -98,6 +98,18 @@ def test_doctor_runs_the_range_test_fit_would_run(churn_csv):
     assert "lr_range_test" not in skipped
 
 
+def test_fit_class_bias_is_saved_and_predict_adds_it(churn_csv, tmp_path):
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
+                                 "--epochs", "2", "--lr", "1e-2", "--class-bias", "--quiet"])
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert len(cfg["class_bias"]) == 2 and cfg["class_bias"] == \
+        cfg["history"][cfg["best_epoch"] - 1]["class_bias"] != [0.0, 0.0]
+    layer = list(load_model(out)[0])[-2]
+    np.testing.assert_allclose(layer.bias.numpy(), cfg["class_bias"], rtol=1e-6)
+
+
 def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     out = tmp_path / "model"
     result = runner.invoke(app, ["fit", str(churn_csv), "--target", "churn", "--out", str(out),
@@ -115,6 +127,7 @@ def test_fit_predict_and_schema_check(churn_csv, tmp_path):
     assert layers[0].mean[charges] > 1000 and layers[0].scale[charges] > 500
     assert isinstance(layers[-2], Temperature) and float(layers[-2].temperature) == \
         pytest.approx(cfg["temperature"])
+    assert layers[-2].bias is None and "class_bias" not in cfg
     preds = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", str(out), str(churn_csv), "--out", str(preds)])
     assert result.exit_code == 0, result.output

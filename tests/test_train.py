@@ -164,6 +164,29 @@ def test_a_classifier_keeps_the_best_epoch_by_calibrated_validation_loss():
         kept["val_loss"], abs=1e-6)  # the raw model: the uncalibrated loss
 
 
+def test_a_class_bias_moves_the_predictors_mean_probabilities_to_the_rates_not_the_epoch():
+    """fit(class_bias=True): the same training and kept epoch; the predictor adds the
+    kept epoch's bias, so on the validation rows each class's mean probability equals
+    its (Laplace-smoothed) share."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(600, 6)).astype(np.float32)
+    y = np.minimum((X[:, 0] + rng.normal(size=600) > 0.9).astype(int) + (X[:, 1] > 1.2), 2)
+    train, val = (X[:400], y[:400]), (X[400:], y[400:])
+    options = {"val_data": val, "epochs": 6, "batch_size": 32, "log": "none"}
+    plain = fit(tabular_mlp(6, 3, (32,), seed=0), train, **options)
+    biased = fit(tabular_mlp(6, 3, (32,), seed=0), train, class_bias=True, **options)
+    assert plain.class_bias is None and len(biased.class_bias) == 3
+    assert biased.best_epoch == plain.best_epoch
+    assert biased.history.series("calibrated_val_loss") == plain.history.series(
+        "calibrated_val_loss")
+    with torch.no_grad():
+        p = biased.predictor(torch.as_tensor(val[0])).softmax(1).double().numpy()
+    n, counts = len(val[1]), np.bincount(val[1], minlength=3)
+    own = (n + 1) / (n + 2)
+    np.testing.assert_allclose(p.mean(0), (counts * own + (n - counts) * (1 - own) / 2) / n,
+                               atol=1e-5)
+
+
 def test_keep_best_on_a_maximized_metric_and_the_predictor_standardizes():
     train, val = _overfitting_problem()
     res = fit(tabular_mlp(10, 2, (64,)), train, val_data=val, epochs=8, batch_size=16,

@@ -286,6 +286,10 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
             standardize: bool = typer.Option(True, help="Standardize each feature column "
                                              "(statistics of the training rows; saved in "
                                              "the model)."),
+            class_bias: bool = typer.Option(False, "--class-bias", help="Also fit one bias "
+                                            "a class on the held-out rows, so each class's "
+                                            "mean probability matches its rate (needs tens of "
+                                            "held-out rows of every class)."),
             device: str = typer.Option("auto", help="auto (this rank's GPU, else CUDA, "
                                        "MPS, CPU), cpu, cuda, cuda:N, mps."),
             precision: str = typer.Option("32", help="32, bf16 or 16 (GPU)."),
@@ -329,6 +333,7 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                 "--balance", balance, "--device", device, "--precision", precision,
                 "--standardize" if standardize else "--no-standardize"]
         args += ["--cache-dir", str(cache_dir)] if cache_dir else []
+        args += ["--class-bias"] if class_bias else []
         args += (["--task", task] if task else []) + (["--resume"] if resume else []) + (
             ["--quiet"] if quiet else []) + (["--overwrite"] if overwrite else [])
         mark_folder(partial_folder(out), "fit")
@@ -345,8 +350,8 @@ def fit_cmd(data: Path = typer.Argument(..., help="CSV, Parquet or NPZ file."),
                                 log=_log(quiet), overwrite=overwrite,
                                 lock=os.environ.get(LOCK_HELD) != "1",
                                 balance=None if balance == "none" else balance,
-                                standardize=standardize, device=device,
-                                precision=precision, cache=cache_dir)
+                                standardize=standardize, class_bias=class_bias,
+                                device=device, precision=precision, cache=cache_dir)
         if distributed.rank() == 0:
             if result.best_epoch:
                 by = ("calibrated validation loss" if result.task == "classification"

@@ -54,7 +54,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                    batch_size: int, lr: float | str, seed: int, resume: bool, log: str,
                    overwrite: bool = False, lock: bool = True,
                    balance: str | None = "logit_adjust", standardize: bool = True,
-                   device: str = "auto", precision: str = "32",
+                   class_bias: bool = False, device: str = "auto", precision: str = "32",
                    cache: Path | None = None) -> FitResult:
     """Scan, encode into a memory-mapped cache, train with the default tricks and, with
     ``standardize``, each feature column standardized (10% held out for the metrics, the
@@ -99,7 +99,7 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
                          batch_size=batch_size, lr=lr,
                          tricks=Tricks(balance=balance, standardize=standardize),
                          checkpoint_dir=partial, resume=resume, seed=seed, log=log,
-                         device=device, precision=precision)
+                         class_bias=class_bias, device=device, precision=precision)
         except FloatingPointError as err:  # a data error to the user: say which column
             what = str(err).split(";")[0].removeprefix("LossAccumulator: ")
             raise ValueError(f"DATA: the training loss is not finite ({what})"
@@ -111,6 +111,8 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
         priors = {} if result.prior is None else {
             "prior": result.prior.tolist(), "effective_prior": result.effective_prior.tolist(),
             "temperature": result.temperature}
+        if result.class_bias is not None:
+            priors["class_bias"] = result.class_bias
 
         def write(folder: Path) -> None:
             atomic_save(full.state_dict(), folder / "model.pt")
@@ -154,6 +156,10 @@ def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]
             temperature = float(cfg.get("temperature", 1.0))  # (older folders: none)
             if not BOUNDS[0] <= temperature <= BOUNDS[1]:
                 raise ValueError("temperature")
+            bias = cfg.get("class_bias")  # (fit --class-bias)
+            if bias is not None and (len(bias) != cfg["out_features"]
+                                     or not np.isfinite(np.asarray(bias, float)).all()):
+                raise ValueError("class_bias")
     except (OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError,
             pickle.UnpicklingError):
         raise broken from None
@@ -168,7 +174,8 @@ def load_model(model_dir: Path, prior: str = "true") -> tuple[nn.Module, Schema]
         raise broken from None
     if schema.task == "classification":
         target = parse_prior(prior, schema.classes, true_prior)
-        model = nn.Sequential(*layers, Temperature(temperature), PriorShift(effective, target))
+        model = nn.Sequential(*layers, Temperature(temperature, bias),
+                              PriorShift(effective, target))
     elif prior != "true":
         raise ValueError("--prior: only for a classifier (this model is a regression)")
     return model.eval(), schema

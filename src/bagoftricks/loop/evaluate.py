@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..calibration import calibrated_nll, fit_temperature
+from ..calibration import calibrated_nll, fit_class_bias, fit_temperature
 from ..metrics import classification_metrics, regression_metrics
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
              num_classes: int | None, shift: nn.Module | None = None,
-             seen: torch.Tensor | None = None) -> dict:
+             seen: torch.Tensor | None = None, class_bias: bool = False) -> dict:
     """``val_loss`` and the metrics of ``model`` on the ``(x, y)`` batches of the
     validation data, in eval mode (the model is put back in train mode); ``shift`` moves
     a classifier's logits to the prior it predicts under (see ``FitResult.predictor``).
     A classifier's record adds the ``temperature`` fitted to these logits (on the rows of
     the classes ``seen`` in training: the model cannot predict the others; 1 where the
-    logits are not finite) and the ``calibrated_val_loss`` under it. The metrics are
+    logits are not finite) and the ``calibrated_val_loss`` under it; with ``class_bias``
+    also the per-class ``class_bias`` fitted after it (``fit_class_bias``; the
+    calibrated loss stays the temperature's, so the kept epoch does not move). The metrics are
     those of the scores under the shifted prior without the temperature (as before it
     was fitted: with a prior shift, dividing by T moves decisions toward the prior), on
     the CPU, once."""
@@ -45,10 +48,13 @@ def evaluate(model: nn.Module, batches: Iterable, prepare: Callable, head: str,
         t = fit_temperature(raw[fitted], y[fitted], c, among) if usable else 1.0
         scores = raw + c
         val_loss = nn.functional.cross_entropy(scores, y).item()
-        return {"val_loss": val_loss,
-                "calibrated_val_loss": calibrated_nll(raw, y, t, c) if finite else val_loss,
-                "temperature": t,
-                **classification_metrics(y.numpy(), scores.softmax(1).numpy())}
+        record = {"val_loss": val_loss,
+                  "calibrated_val_loss": calibrated_nll(raw, y, t, c) if finite else val_loss,
+                  "temperature": t}
+        if class_bias:
+            record["class_bias"] = (fit_class_bias(raw[fitted] / t, y[fitted], c, among)
+                                    if usable else np.zeros(num_classes)).tolist()
+        return {**record, **classification_metrics(y.numpy(), scores.softmax(1).numpy())}
     pred = out.reshape(y.shape)
     return {"val_loss": nn.functional.mse_loss(pred, y.float()).item(),
             **regression_metrics(y.numpy(), pred.numpy())}

@@ -149,13 +149,24 @@ class FitResult:
     effective_prior: torch.Tensor | None = None  # the prior the raw logits model
 
     @property
-    def temperature(self) -> float:
-        """What the predictor divides the logits by: the temperature fitted at the epoch
-        whose weights ``model`` holds (the best, else the last; 1 without validation)."""
+    def _kept(self) -> dict:
+        """The history record of the epoch whose weights ``model`` holds (the best, else
+        the last; empty before any)."""
         epochs = self.history.epochs
-        kept = epochs[self.best_epoch - 1] if self.best_epoch else (epochs[-1] if epochs
+        return epochs[self.best_epoch - 1] if self.best_epoch else (epochs[-1] if epochs
                                                                    else {})
-        return kept.get("temperature", 1.0)
+
+    @property
+    def temperature(self) -> float:
+        """What the predictor divides the logits by: the temperature fitted at the kept
+        epoch (1 without validation)."""
+        return self._kept.get("temperature", 1.0)
+
+    @property
+    def class_bias(self) -> list | None:
+        """The per-class bias the predictor adds after the temperature, fitted at the kept
+        epoch (``fit(class_bias=True)``; else None)."""
+        return self._kept.get("class_bias")
 
     def predictor_for(self, prior=None) -> nn.Module:
         """The ready-to-use module: the standardization layer (if any), the model, and
@@ -166,8 +177,8 @@ class FitResult:
         others)."""
         layers = [Standardize(self.standardizer)] if self.standardizer is not None else []
         layers.append(self.model)
-        if self.temperature != 1.0:
-            layers.append(Temperature(self.temperature))
+        if self.temperature != 1.0 or self.class_bias is not None:
+            layers.append(Temperature(self.temperature, self.class_bias))
         if self.prior is not None:
             prior = target_prior(prior, self.prior)
             if not torch.equal(torch.as_tensor(prior, dtype=torch.float64),
