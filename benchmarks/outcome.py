@@ -83,8 +83,9 @@ def run(task: str, variant: str, seed: int, epochs: int, data, val_prior=None) -
     elif variant.startswith("defaults at lr "):
         lr = variant.removeprefix("defaults at lr ")
         options = {"lr": lr if lr == "auto" else float(lr)}
-    elif variant == "defaults + plateau on train_loss":
-        options = {"tricks": Tricks(plateau=True, plateau_monitor="train_loss")}
+    elif variant.startswith("defaults + plateau on "):
+        options = {"tricks": Tricks(plateau=True,
+                                    plateau_monitor=variant.removeprefix("defaults + plateau on "))}
     elif variant.startswith("defaults + "):
         options = {"tricks": Tricks().plus(variant.removeprefix("defaults + "))}
     else:
@@ -125,7 +126,8 @@ def main() -> None:
     if args.quick:
         tasks, args.seeds, args.epochs = ["mnist1d-zipf"], 2, 3
     variants = ["plain", "defaults"] + [f"defaults - {n}" for n in Tricks().on()] + [
-        f"defaults + {n}" for n in Tricks().off()] + ["defaults + plateau on train_loss"] + [
+        f"defaults + {n}" for n in Tricks().off()] + [
+        "defaults + plateau on train_loss", "defaults + plateau on calibrated_val_loss"] + [
         f"defaults at lr {lr}" for lr in args.lrs.split(",") if lr]
     if args.run:
         unknown = sorted(set(args.run) - set(variants))

@@ -197,15 +197,18 @@ def test_clip_grads_equals_torch_clip_grad_norm(path):
             torch.testing.assert_close(g, p.grad, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("monitor, expected", [("val_loss", 5.0), ("train_loss", 1.0)])
+@pytest.mark.parametrize("monitor, expected", [("val_loss", [5.0, 3.0]),
+                                               ("train_loss", [1.0, 2.0]),
+                                               ("calibrated_val_loss", [4.0, 3.0])])
 def test_the_plateau_trick_watches_its_monitor(monitor, expected):
     from bagoftricks.loop.adapters import Plateau
 
     trick, seen = Plateau(monitor), []
     trick.scheduler = type("Recorder", (), {"step": lambda self, m: seen.append(m)})()
-    trick.on_epoch_end(None, {"val_loss": 5.0, "train_loss": 1.0})
-    trick.on_epoch_end(None, {"train_loss": 2.0})  # no validation: the training loss
-    assert seen == [expected, 2.0]
+    trick.on_epoch_end(None, {"val_loss": 5.0, "calibrated_val_loss": 4.0, "train_loss": 1.0})
+    trick.on_epoch_end(None, {"val_loss": 3.0, "train_loss": 2.0})  # a regression
+    trick.on_epoch_end(None, {"train_loss": 2.5})  # no validation: the training loss
+    assert seen == [*expected, 2.5]
     with pytest.raises(ValueError, match="^tricks.plateau_monitor: "):
         Tricks(plateau_monitor="accuracy")
     with pytest.raises(ValueError, match="^plateau_monitor: "):

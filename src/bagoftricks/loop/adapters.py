@@ -226,8 +226,10 @@ class Clipping(Trick):
 
 class Plateau(Trick):
     """LR plateau detection from EMA fluctuations (``FluctuationPlateau``), stepped once
-    an epoch on ``monitor``: ``"val_loss"`` (the training loss without validation data)
-    or ``"train_loss"`` (which does not rise when the model starts to overfit)."""
+    an epoch on ``monitor``: ``"val_loss"`` (the training loss without validation data),
+    ``"train_loss"`` (which does not rise when the model starts to overfit) or
+    ``"calibrated_val_loss"`` (a classifier's validation loss after temperature scaling,
+    which does not rise with overconfidence alone; ``val_loss`` for a regression)."""
 
     state_key = "plateau"
 
@@ -239,7 +241,7 @@ class Plateau(Trick):
         self.scheduler = FluctuationPlateau(ctx.optimizer, **self.options)
 
     def on_epoch_end(self, ctx: Context, record: dict) -> None:
-        metric = record.get(self.monitor, record.get("train_loss"))
+        metric = record.get(self.monitor, record.get("val_loss", record.get("train_loss")))
         if metric is None:
             raise ValueError("tricks: the plateau scheduler needs val_data or the loss "
                              "accumulation trick (a loss to watch)")
@@ -253,7 +255,7 @@ class Plateau(Trick):
 
 
 BALANCE = (None, "oversample", "weights", "logit_adjust")
-PLATEAU_MONITORS = ("val_loss", "train_loss")
+PLATEAU_MONITORS = ("val_loss", "train_loss", "calibrated_val_loss")
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,8 @@ class Tricks:
     the batch size ``lr`` was tuned at; when it differs, ``lr`` is rescaled by
     ``scale_hparams`` with ``rescale_rule``. ``accumulate``: measure the training loss
     (on in ``Tricks.none()`` too: it changes no update). ``plateau_monitor``: the loss
-    the plateau scheduler watches, ``"val_loss"`` or ``"train_loss"``. ``standardize``:
+    the plateau scheduler watches, ``"val_loss"``, ``"train_loss"`` or
+    ``"calibrated_val_loss"``. ``standardize``:
     ``True`` or ``"feature"`` (per column of a table, per channel of ``N x C x ...``
     inputs), ``"channel"`` (images and signals given flat: one mean and std for all
     positions; see ``Standardization``) or ``False``.
