@@ -155,3 +155,12 @@ def test_the_temperature_layer_divides_and_keeps_the_ranking():
 def test_bad_input(args, match, fitter):
     with pytest.raises(ValueError, match=match):
         fitter(*args)
+
+
+@pytest.mark.parametrize("fitter", [fit_temperature, fit_class_bias])
+def test_tensors_that_require_grad_are_read_as_numbers(fitter):
+    rng = np.random.default_rng(5)
+    z, y, c = rng.normal(size=(40, 3)), rng.integers(0, 3, 40), rng.normal(size=3)
+    as_grad = [torch.tensor(v, requires_grad=True) for v in (z, c)]  # a module's output
+    np.testing.assert_array_equal(fitter(as_grad[0], torch.as_tensor(y), as_grad[1]),
+                                  fitter(z, y, c))
