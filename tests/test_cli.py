@@ -108,6 +108,14 @@ def test_fit_class_bias_is_saved_and_predict_adds_it(churn_csv, tmp_path):
         cfg["history"][cfg["best_epoch"] - 1]["class_bias"] != [0.0, 0.0]
     layer = list(load_model(out)[0])[-2]
     np.testing.assert_allclose(layer.bias.numpy(), cfg["class_bias"], rtol=1e-6)
+    table = tmp_path / "regression.csv"
+    pd.read_csv(churn_csv).assign(churn=lambda d: np.arange(len(d), dtype=float)).to_csv(
+        table, index=False)
+    refused = runner.invoke(app, ["fit", str(table), "--target", "churn", "--out",
+                                  str(tmp_path / "r"), "--class-bias", "--quiet"])
+    assert refused.exit_code == 2 and refused.output.strip() == (
+        "error: --class-bias: only for a classifier; 'churn' is a regression target")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
 
 
 def test_fit_predict_and_schema_check(churn_csv, tmp_path):

@@ -424,6 +424,22 @@ def test_a_bad_validation_prior_is_one_error(kwargs, match):
     options = {"val_data": (X[:10], y[:10]), **kwargs}
     with pytest.raises(ValueError, match=match):
         fit(tabular_mlp(3, 2), (X, y), epochs=1, log="none", **options)
-    with pytest.raises(ValueError, match="^val_prior: only for a classifier"):
-        fit(tabular_mlp(3, 1), (X, y.astype(np.float32)), val_data=(X, y.astype(np.float32)),
-            epochs=1, log="none", val_prior="balanced")
+    for option in ({"val_prior": "balanced"}, {"class_bias": True}):
+        name = next(iter(option))
+        with pytest.raises(ValueError, match=f"^{name}: only for a classifier given val_data"):
+            fit(tabular_mlp(3, 1), (X, y.astype(np.float32)),
+                val_data=(X, y.astype(np.float32)), epochs=1, log="none", **option)
+    with pytest.raises(ValueError, match="^class_bias: only for a classifier given val_data"):
+        fit(tabular_mlp(3, 2), (X, y), epochs=1, log="none", class_bias=True)
+
+
+def test_a_checkpoint_without_the_class_bias_resumes_only_without_it(tmp_path):
+    X, y = _toy()
+    options = dict(val_data=(X[:20], y[:20]), checkpoint_dir=tmp_path, log="none")
+    fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), epochs=1, **options)
+    with pytest.raises(ValueError, match="^resume: the checkpoint was written with other "
+                                         "class_bias;"):
+        fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), epochs=2, resume=True, class_bias=True,
+            **options)
+    res = fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), epochs=2, resume=True, **options)
+    assert len(res.history.epochs) == 2 and res.class_bias is None

@@ -72,6 +72,9 @@ def train_and_save(data: Path, target: str, out: Path, *, task: str | None, epoc
     partial = partial_folder(out)
     s = scan_for_training(data, target, task)  # every data error before anything is written
     k = len(s.schema.classes) if s.schema.task == "classification" else 1
+    if class_bias and s.schema.task != "classification":
+        raise ValueError(f"--class-bias: only for a classifier; {target!r} is a regression "
+                         "target")
     leader = distributed.rank() == 0  # only rank 0 writes
     folder = table_cache.cache_folder(data, s, cache or partial)
     with contextlib.ExitStack() as stack:

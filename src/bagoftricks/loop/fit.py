@@ -144,8 +144,9 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         check_float("lr", lr, positive=True)
     make_optimizer = optimizer or adam
     prior = (torch.bincount(y, minlength=k).double() / len(y)) if head == "softmax" else None
-    if val_prior is not None and (val_data is None or head != "softmax"):
-        raise ValueError("val_prior: only for a classifier given val_data")
+    for name, value in (("val_prior", val_prior is not None), ("class_bias", class_bias)):
+        if value and (val_data is None or head != "softmax"):
+            raise ValueError(f"{name}: only for a classifier given val_data")
     scored = prior if val_prior is None else torch.as_tensor(target_prior(
         val_prior, prior, "val_prior"))  # the prior validation is scored under
     home = device_of(model)
@@ -180,10 +181,10 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         "tricks": repr(config) if isinstance(config, Tricks) else [repr(t) for t in tricks],
         "keep_best": best and (best.metric, best.mode), "patience": patience,
         "val_prior": None if val_prior is None else scored.tolist(),
-        "class_bias": class_bias,
         "train_data": train.digest(),
         "val_data": val_data.digest() if val_data is not None else None,
-        "precision": precision}
+        "precision": precision,
+        **({"class_bias": True} if class_bias else {})}  # (checkpoints from before it: off)
     history, start_epoch, start_step, stopped = History(), 0, 0, False
     if resume and path is not None and path.exists():
         state = checkpoint.load(path, run, epochs)
