@@ -443,3 +443,14 @@ def test_a_checkpoint_without_the_class_bias_resumes_only_without_it(tmp_path):
             **options)
     res = fit(tabular_mlp(5, 3, (8,), seed=0), (X, y), epochs=2, resume=True, **options)
     assert len(res.history.epochs) == 2 and res.class_bias is None
+
+
+@pytest.mark.parametrize("outputs", [2, 5])
+def test_a_model_with_other_than_one_output_a_class_is_one_error(outputs):
+    X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"^model: {outputs} outputs for the 3 classes of "
+                                         r"the labels \(0 to 2\); give it one output a class$"):
+        fit(tabular_mlp(4, outputs), (X, np.arange(30) % 3), epochs=1, log="none")
+    with pytest.raises(ValueError, match=f"^model: {outputs} outputs for the 3 classes"):
+        fit(tabular_mlp(4, outputs), (np.tile(X, (20, 1)), np.arange(600) % 3), epochs=1,
+            log="none", lr="auto", batch_size=2)  # in the range test first

@@ -42,6 +42,13 @@ def check_choice(name: str, value, choices: Collection):
     return value
 
 
+def check_class_outputs(outputs: int, k: int) -> None:
+    """A classifier's model must give one output a class of the labels."""
+    if outputs != k:
+        raise ValueError(f"model: {outputs} outputs for the {k} classes of the labels (0 to "
+                         f"{k - 1}); give it one output a class")
+
+
 def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning raised by this function's caller point at
     the first line outside this package: the user's call, however deep inside it is."""

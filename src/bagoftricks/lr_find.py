@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._validation import check_float, check_int, user_stacklevel
+from ._validation import check_class_outputs, check_float, check_int, user_stacklevel
 from .imbalance import weighted_loss
 
 SWEEP_STEPS = 300
@@ -93,6 +93,7 @@ def lr_find(model: nn.Module, train_data: tuple, *, loss: str = "auto",
             idx = order[b * batch_size:(b + 1) * batch_size]
             out = model(prepare(X[idx].to(device)))
             if logit_adjustment is not None:
+                check_class_outputs(out.shape[-1], len(logit_adjustment))
                 out = out + logit_adjustment
             yb = y[idx].to(device)
             target = yb if loss == "cross_entropy" else yb.reshape(out.shape)

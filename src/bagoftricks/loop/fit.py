@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from .. import distributed
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_class_outputs, check_float, check_int
 from ..imbalance import weighted_loss
 from ..lr_find import SWEEP_STEPS, lr_find
 from ..prior import PriorShift
@@ -224,6 +224,8 @@ def fit(model: nn.Module, train_data: tuple, *, val_data: tuple | None = None,
         """The batch's loss and its gradients (unscaled again in float16)."""
         with autocast:
             out = net(prepare(xb))
+            if head == "softmax":
+                check_class_outputs(out.shape[-1], k)
             if adjustment is not None:  # the logit-adjusted loss
                 out = out + adjustment
             target = yb if loss == "cross_entropy" else yb.reshape(out.shape)
