@@ -55,6 +55,26 @@ def test_bias_init_follows_the_effective_prior(balance):
     assert torch.allclose(spy.bias, spy.bias.mean().expand(3), atol=1e-6)
 
 
+@pytest.mark.parametrize("balance", ["oversample", "logit_adjust", None])
+def test_correct_moves_the_logits_from_the_effective_prior_to_the_asked_one(balance):
+    callback = BagOfTricks(balance=balance)
+    with pytest.raises(ValueError, match="^correct: no class priors yet"):
+        callback.correct(torch.zeros(2, 3))
+    _fit(callback, Classifier(loss_fn=callback.loss), epochs=1)
+    _, y = data()
+    true = torch.bincount(y, minlength=3).double() / len(y)
+    effective = true if balance is None else torch.full((3,), 1 / 3, dtype=torch.float64)
+    logits = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(callback.correct(logits), logits + true.log() - effective.log())
+    torch.testing.assert_close(callback.correct(logits, "balanced"),
+                               logits - effective.log() + np.log(1 / 3))
+    deploy = [0.7, 0.2, 0.1]
+    torch.testing.assert_close(callback.correct(logits, deploy),
+                               logits + torch.tensor(deploy).double().log() - effective.log())
+    with pytest.raises(ValueError, match="^prior: expected None, 'balanced' or 3 class"):
+        callback.correct(logits, "uniform")
+
+
 def test_oversampling_draws_every_class_up_to_the_largest():
     module, _ = _fit(BagOfTricks(balance="oversample"), epochs=1)
     counts = torch.bincount(torch.cat(module.seen), minlength=3)

@@ -89,6 +89,9 @@ def test_balanced_loss_and_the_effective_prior(tmp_path, balance):
         expected = F.cross_entropy(logits + torch.log(torch.as_tensor(
             callback.priors.true, dtype=torch.float32)), target)
     torch.testing.assert_close(callback.compute_loss({"logits": logits}, target), expected)
+    true = torch.as_tensor(callback.priors.true)
+    torch.testing.assert_close(callback.correct(logits.double()),
+                               logits.double() + true.log() - np.log(1 / 3))  # from uniform
 
 
 def test_plateau_cuts_scale_the_trainers_schedule(tmp_path):

@@ -1,5 +1,6 @@
 """What both framework callbacks need: the head they initialize, the priors a balance
-choice gives, and the balanced loss (the labels come from ``labels.dataset_labels``)."""
+choice gives, the balanced loss and the correction of the trained model's scores (the
+labels come from ``labels.dataset_labels``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from .._validation import check_choice
 from ..bias import init_bias_
 from ..imbalance import class_weights
 from ..loop.adapters import BALANCE
+from ..loop.protocol import target_prior
 from ..models import last_linear
-from ..prior import check_tau, effective_prior
+from ..prior import check_tau, effective_prior, prior_correction
 
 
 def check_balance(balance, tau) -> None:
@@ -63,6 +65,18 @@ class Priors:
         self.effective = effective_prior(self.true, class_weight=weights,
                                          oversample=balance == "oversample",
                                          tau=tau if balance == "logit_adjust" else None)
+
+
+def corrected(priors: Priors | None, logits: torch.Tensor, prior=None) -> torch.Tensor:
+    """A softmax head's raw ``logits``, which model the effective prior the loss saw,
+    moved to ``prior``: None, the training labels' (probabilities as they occur);
+    ``"balanced"`` (decisions that treat the classes equally); or K probabilities (a
+    deployment prior), as ``FitResult.predictor_for`` takes it."""
+    if priors is None:
+        raise ValueError("correct: no class priors yet; they are set when training starts, "
+                         "for a softmax head with bias_init or balance on")
+    to = target_prior(prior, torch.as_tensor(priors.true), "prior")
+    return prior_correction(logits, priors.effective, to)
 
 
 def priors_for(model: nn.Module, labels: np.ndarray, balance: str | None,

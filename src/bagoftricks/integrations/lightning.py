@@ -16,6 +16,8 @@ What it does, each switchable:
   it exactly once under DDP: each rank gets its share, the ranks together the whole
   oversampled epoch); ``"weights"`` and ``"logit_adjust"`` need the module's training
   step to use ``callback.loss(logits, y)`` (checked at the first batch).
+  ``callback.correct(logits)`` then moves the trained model's scores from the prior its
+  loss saw to the training labels' (or ``prior="balanced"``, or K probabilities).
 - ``standardize``: mean and std from one pass over the train loader, as ``fit``'s
   ``Standardization`` computes them (``True`` or ``"feature"``: per column of a table,
   per channel of ``N x C x ...`` inputs; ``"channel"``: an image or signal given flat is
@@ -53,7 +55,7 @@ from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
 from ..sampler import OversamplingSampler
 from ..standardize import Standardize, standardize_per, training_standardizer
-from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
+from .common import Priors, balanced_loss, check_balance, corrected, init_head_, priors_for
 
 STANDARDIZE_NAME = "bagoftricks_standardize"
 
@@ -162,6 +164,12 @@ class BagOfTricks(pl.Callback):
         if self.priors is None:
             return torch.nn.functional.cross_entropy(logits, target)
         return balanced_loss(logits, target, self.priors)
+
+    def correct(self, logits: torch.Tensor, prior=None) -> torch.Tensor:
+        """The trained model's logits moved from the prior its loss saw to ``prior``
+        (default: the training labels'; ``"balanced"``; or K probabilities): after a
+        balance choice, probabilities that hold as the classes occur."""
+        return corrected(self.priors, logits, prior)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if self.centralize:

@@ -16,6 +16,8 @@
   (balanced weights average 1 over the training set). The Trainer's ``eval_loss`` uses
   the same loss: for ``"logit_adjust"`` that is the loss of the true-prior probabilities.
   The Trainer builds its own sampler, so oversampling is not offered here.
+  ``callback.correct(logits)`` then moves the trained model's scores from the prior its
+  loss saw to the training labels' (or ``prior="balanced"``, or K probabilities).
 - ``centralize``: gradient centralization in ``on_pre_optimizer_step``, which the
   Trainer calls after its ``max_grad_norm`` clipping (bagoftricks' own order).
 - ``plateau``: a ``FluctuationPlateau`` stepped on ``monitor`` at each evaluation. A
@@ -36,7 +38,7 @@ from transformers import TrainerCallback
 from ..centralize import Centralized
 from ..labels import dataset_labels
 from ..plateau import FluctuationPlateau
-from .common import Priors, balanced_loss, check_balance, init_head_, priors_for
+from .common import Priors, balanced_loss, check_balance, corrected, init_head_, priors_for
 
 STATE_FILE = "bagoftricks.json"
 
@@ -104,6 +106,12 @@ class BagOfTricksCallback(TrainerCallback):
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         n = len(labels) if num_items_in_batch is None else num_items_in_batch
         return balanced_loss(logits, labels, self.priors, reduction="sum") / n
+
+    def correct(self, logits: torch.Tensor, prior=None) -> torch.Tensor:
+        """The trained model's logits moved from the prior its loss saw to ``prior``
+        (default: the training labels'; ``"balanced"``; or K probabilities): after a
+        balance choice, probabilities that hold as the classes occur."""
+        return corrected(self.priors, logits, prior)
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         if not self._loss_used:
