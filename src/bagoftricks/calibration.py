@@ -163,10 +163,8 @@ class Temperature(nn.Module):
     def __init__(self, temperature: float, bias=None) -> None:
         super().__init__()
         self.register_buffer("temperature", torch.tensor(float(temperature)))
-        if bias is not None:
-            self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float32))
-        else:
-            self.bias = None
+        self.register_buffer("bias", None if bias is None else torch.as_tensor(
+            bias, dtype=torch.float32))  # (a None buffer is left out of the state dict)
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         out = logits / self.temperature.to(logits.dtype)

@@ -111,6 +111,29 @@ class PriorShift(nn.Module):
         return logits + self.shift.to(logits.dtype)
 
 
+def target_prior(prior, true_prior: torch.Tensor, name: str = "prior"):
+    """The class prior that ``prior`` asks for: ``None``, the training data's
+    (``true_prior``, a tensor); ``"balanced"``, uniform over the classes seen in
+    training; or K probabilities, positive for every class seen in training and 0 for
+    the others (``parse_prior`` reads the command line's spelling)."""
+    seen = (true_prior > 0).numpy()  # the classes the training data had
+    if prior is None:
+        return true_prior
+    if isinstance(prior, str):
+        if prior != "balanced":
+            raise ValueError(f"{name}: expected None, 'balanced' or {len(seen)} class "
+                             f"probabilities, got {prior!r}")
+        return seen / seen.sum()
+    prior = np.asarray(prior, dtype=np.float64).reshape(-1)
+    if len(prior) != len(seen):
+        raise ValueError(f"{name}: expected {len(seen)} class probabilities, got {len(prior)}")
+    if np.any(prior[~seen] != 0):
+        raise ValueError(f"{name}: classes {np.flatnonzero(~seen).tolist()} never appear in "
+                         f"the training data; their probability must be 0")
+    check_prior(prior[seen], name)
+    return prior
+
+
 def parse_prior(text: str, classes: list, true_prior) -> np.ndarray:
     """A ``--prior`` value: ``"true"`` (the training data's), ``"balanced"`` (uniform) or
     ``"name=p,name=p,..."`` naming every class once."""

@@ -13,9 +13,8 @@ from .._validation import check_choice
 from ..bias import init_bias_
 from ..imbalance import class_weights
 from ..loop.adapters import BALANCE
-from ..loop.protocol import target_prior
 from ..models import last_linear
-from ..prior import check_tau, effective_prior, prior_correction
+from ..prior import check_tau, effective_prior, prior_correction, target_prior
 
 
 def check_balance(balance, tau) -> None:

@@ -22,7 +22,7 @@ from .. import distributed
 from .._validation import check_choice, check_class_outputs, check_float, check_int
 from ..imbalance import weighted_loss
 from ..lr_find import SWEEP_STEPS, lr_find
-from ..prior import PriorShift
+from ..prior import PriorShift, target_prior
 from ..sampler import ShuffleSampler
 from . import checkpoint
 from .adapters import Tricks
@@ -37,7 +37,7 @@ from .inputs import (
     resolve_device,
 )
 from .log import Logger
-from .protocol import Context, FitResult, History, Trick, target_prior
+from .protocol import Context, FitResult, History, Trick
 
 DEFAULTS = Tricks()  # the default tricks (frozen: safe to share)
 FUSED_DEVICES = _get_fused_kernels_supported_devices()

@@ -25,13 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..calibration import Temperature
 from ..flat_grads import FlatGradients
-from ..prior import PriorShift, check_prior
+from ..prior import PriorShift, target_prior
 from ..sampler import EpochSampler
 from ..standardize import RunningStandardizer, Standardize
 from .inputs import device_of
@@ -109,28 +108,6 @@ class History:
 
     def series(self, key: str) -> list:
         return [e.get(key) for e in self.epochs]
-
-
-def target_prior(prior, true_prior: torch.Tensor, name: str = "prior"):
-    """The class prior that ``prior`` asks for: ``None``, the training data's
-    (``true_prior``); ``"balanced"``, uniform over the classes seen in training; or K
-    probabilities, positive for every class seen in training and 0 for the others."""
-    seen = (true_prior > 0).numpy()  # the classes the training data had
-    if prior is None:
-        return true_prior
-    if isinstance(prior, str):
-        if prior != "balanced":
-            raise ValueError(f"{name}: expected None, 'balanced' or {len(seen)} class "
-                             f"probabilities, got {prior!r}")
-        return seen / seen.sum()
-    prior = np.asarray(prior, dtype=np.float64).reshape(-1)
-    if len(prior) != len(seen):
-        raise ValueError(f"{name}: expected {len(seen)} class probabilities, got {len(prior)}")
-    if np.any(prior[~seen] != 0):
-        raise ValueError(f"{name}: classes {np.flatnonzero(~seen).tolist()} never appear in "
-                         f"the training data; their probability must be 0")
-    check_prior(prior[seen], name)
-    return prior
 
 
 @dataclass
