@@ -29,9 +29,8 @@ def fit_temperature(logits, y, shift=None, classes=None) -> float:
     against soft targets rather than hard labels: each of the ``n`` rows puts
     ``(n + 1) / (n + 2)`` on its label and the rest evenly on the other ``classes`` (a
     boolean mask over the columns, default all: a class training never saw gets none;
-    Laplace's
-    rule of succession, as in Platt's (1999) targets, over the whole set: ``T`` is one
-    parameter). Hard labels send ``T`` to its lower bound (logits times 100) whenever the
+    Laplace's rule of succession, as in Platt's (1999) targets, over the whole set: ``T``
+    is one parameter). Hard labels send ``T`` to its lower bound (logits times 100) whenever the
     model separates the validation rows, as it does on a small table, and the held-out
     log loss with it (wine: 0.78 against 0.13); with thousands of rows the targets are the
     labels to 1e-3. (Platt's per-class counts over-soften an accurate model whose
@@ -43,8 +42,7 @@ def fit_temperature(logits, y, shift=None, classes=None) -> float:
     z, y, c = _checked(logits, y, shift)
     n, k = z.shape
     t = _soft_targets(n, k, y, classes)
-    rows = np.arange(n)
-    among = t[2]
+    rows, among = np.arange(n), t[2]
     zt = t[0] * z[rows, y] + t[1] * (z[:, among].sum(1) - z[rows, y])  # target-weighted
     lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
     a = 1.0
